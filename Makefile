@@ -1,0 +1,55 @@
+# Every README command goes through here. Nothing needs more than Python >= 3.10 to start.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Local runs keep Prefect's SQLite database and settings inside the project.
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+DATA ?=
+EPOCHS ?= 10
+SAMPLES ?= samples/reviews
+PREFECT_PORT ?= 4200
+
+.PHONY: venv demo train score test lint bench server clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The main job: train (Keras download, or labeled Parquet with DATA=...), then score the samples.
+demo: train score
+
+train: venv
+ifeq ($(strip $(DATA)),)
+	$(BIN)/review-scoring train --epochs $(EPOCHS)
+else
+	$(BIN)/review-scoring train --source parquet --data-path $(DATA) --epochs $(EPOCHS)
+endif
+
+score: venv
+	$(BIN)/review-scoring score --input-path $(SAMPLES)
+	$(BIN)/review-scoring models list imdb-sentiment
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: venv
+	$(BIN)/python bench/bench_training.py --data ../shared/data/imdb
+	$(BIN)/python bench/bench_scoring.py --data ../shared/data/imdb
+
+# A local Prefect server and UI on http://127.0.0.1:$(PREFECT_PORT), its SQLite under .prefect/.
+server: venv
+	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+clean:
+	rm -rf $(VENV) .prefect .pytest_cache .ruff_cache

@@ -1,0 +1,365 @@
+"""Load labeled reviews (Keras IMDB download, a local imdb.npz, or labeled Parquet) and pad them."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.text import OOV_ID, START_ID, Vocabulary, build_word_index, encode_texts, pad_sequences
+
+__all__ = [
+    "KERAS_IMDB_URL",
+    "LabeledData",
+    "PaddedData",
+    "load_imdb_npz",
+    "load_keras_imdb",
+    "load_labeled_data",
+    "load_parquet_reviews",
+    "load_task",
+    "pad_data",
+    "pad_task",
+    "resolve_parquet_paths",
+]
+
+KERAS_IMDB_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
+KERAS_IMDB_SHA256 = "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"
+KERAS_WORD_INDEX_URL = (
+    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb_word_index.json"
+)
+KERAS_WORD_INDEX_MD5 = "bfafd718b763782e994055a2d397834f"
+DataSource = Literal["keras", "npz", "parquet"]
+
+
+@dataclass
+class LabeledData:
+    """Token ids (unpadded) and 0/1 labels for a train and a test split, plus their vocabulary."""
+
+    train_ids: list[list[int]]
+    train_labels: np.ndarray
+    test_ids: list[list[int]]
+    test_labels: np.ndarray
+    vocabulary: Vocabulary
+    fingerprint: str
+    description: str
+
+
+@dataclass
+class PaddedData:
+    """Fixed-length int32 matrices ready for the model."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def _sha256_files(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def _check_split(labels: np.ndarray, where: str) -> None:
+    if len(labels) == 0:
+        raise ValueError(f"{where}: no reviews")
+    classes = set(np.unique(labels).tolist())
+    if not classes <= {0, 1}:
+        raise ValueError(f"{where}: labels must be 0 or 1, found {sorted(classes)}")
+    if len(classes) < 2:
+        raise ValueError(f"{where}: only label {classes.pop()} present; both classes are needed")
+
+
+def load_imdb_npz(
+    npz_path: str | Path,
+    word_index_path: str | Path,
+    num_words: int = 10_000,
+    maxlen: int = 250,
+    seed: int = 113,
+) -> LabeledData:
+    """Read Keras's imdb.npz (word ranks) the way keras.datasets.imdb.load_data does."""
+    npz_path, word_index_path = Path(npz_path), Path(word_index_path)
+    for path, parameter in ((npz_path, "npz_path"), (word_index_path, "word_index_path")):
+        if not path.is_file():
+            raise FileNotFoundError(f"{parameter}: {path} does not exist")
+    try:
+        with np.load(npz_path, allow_pickle=True) as archive:
+            arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{npz_path}: not a Keras imdb.npz file ({error})") from error
+    vocabulary = Vocabulary.from_word_index_file(
+        word_index_path, num_words=num_words, maxlen=maxlen, source="keras"
+    )
+    # Same shuffle, start character and OOV rule as keras.datasets.imdb.load_data.
+    rng = np.random.RandomState(seed)
+    splits = []
+    for x_key, y_key in (("x_train", "y_train"), ("x_test", "y_test")):
+        order = np.arange(len(arrays[x_key]))
+        rng.shuffle(order)
+        ids = [
+            [START_ID]
+            + [
+                rank + vocabulary.index_from if rank + vocabulary.index_from < num_words else OOV_ID
+                for rank in arrays[x_key][position]
+            ]
+            for position in order
+        ]
+        labels = np.asarray(arrays[y_key])[order].astype(np.int64)
+        _check_split(labels, f"{npz_path} [{y_key}]")
+        splits.append((ids, labels))
+    (train_ids, train_labels), (test_ids, test_labels) = splits
+    return LabeledData(
+        train_ids=train_ids,
+        train_labels=train_labels,
+        test_ids=test_ids,
+        test_labels=test_labels,
+        vocabulary=vocabulary,
+        fingerprint=_sha256_files([npz_path, word_index_path]),
+        description=f"Keras IMDB from {npz_path}",
+    )
+
+
+def load_keras_imdb(num_words: int = 10_000, maxlen: int = 250, seed: int = 113) -> LabeledData:
+    """Download (or reuse Keras's cache of) imdb.npz and its word index, then load them."""
+    import keras
+
+    try:
+        npz_path = keras.utils.get_file("imdb.npz", KERAS_IMDB_URL, file_hash=KERAS_IMDB_SHA256)
+        word_index_path = keras.utils.get_file(
+            "imdb_word_index.json", KERAS_WORD_INDEX_URL, file_hash=KERAS_WORD_INDEX_MD5
+        )
+    except Exception as error:
+        raise RuntimeError(
+            f"could not download the Keras IMDB dataset ({error}). Offline? Train from local "
+            "files instead: source='parquet' with data_path=<folder with train.parquet and "
+            "test.parquet> (e.g. make demo DATA=../shared/data/imdb), or source='npz' with "
+            "data_path=<imdb.npz> and word_index_path=<imdb_word_index.json>."
+        ) from error
+    return load_imdb_npz(npz_path, word_index_path, num_words=num_words, maxlen=maxlen, seed=seed)
+
+
+def resolve_parquet_paths(path: str | Path, parameter: str = "data_path") -> list[Path]:
+    """A file, a folder (its *.parquet) or a glob, as a sorted list of existing files."""
+    text = str(path)
+    if any(character in text for character in "*?["):
+        found = [Path(match) for match in sorted(glob.glob(text)) if Path(match).is_file()]
+    elif Path(text).is_dir():
+        found = sorted(Path(text).glob("*.parquet"))
+    elif Path(text).is_file():
+        found = [Path(text)]
+    else:
+        raise FileNotFoundError(f"{parameter}: {text} does not exist")
+    if not found:
+        raise FileNotFoundError(f"{parameter}: no Parquet files at {text}")
+    return found
+
+
+def _read_labeled_parquet(
+    paths: Sequence[Path], text_column: str, label_column: str
+) -> tuple[list[str], np.ndarray]:
+    texts: list[str] = []
+    labels: list[np.ndarray] = []
+    for path in paths:
+        try:
+            table = pq.read_table(path, columns=None)
+        except (OSError, pa.ArrowException) as error:
+            raise ValueError(f"{path}: cannot read as Parquet ({error})") from error
+        for column in (text_column, label_column):
+            if column not in table.column_names:
+                raise ValueError(
+                    f"{path}: missing column {column!r} (columns: {', '.join(table.column_names)})"
+                )
+        if not pa.types.is_string(table.schema.field(text_column).type) and not (
+            pa.types.is_large_string(table.schema.field(text_column).type)
+        ):
+            raise ValueError(f"{path}: column {text_column!r} must be string")
+        file_texts = table.column(text_column).to_pylist()
+        for row, text in enumerate(file_texts):
+            if text is None or not text.strip():
+                raise ValueError(f"{path}: row {row} has an empty or null {text_column!r}")
+        label_array = table.column(label_column)
+        if label_array.null_count:
+            raise ValueError(f"{path}: column {label_column!r} has {label_array.null_count} nulls")
+        file_labels = np.asarray(label_array.to_numpy())
+        if not np.issubdtype(file_labels.dtype, np.integer) and not np.issubdtype(
+            file_labels.dtype, np.bool_
+        ):
+            raise ValueError(f"{path}: labels must be 0 or 1 integers, got {file_labels.dtype}")
+        bad = np.flatnonzero((file_labels != 0) & (file_labels != 1))
+        if bad.size:
+            raise ValueError(
+                f"{path}: row {int(bad[0])} has label {file_labels[bad[0]].item()!r}; "
+                "labels must be 0 or 1"
+            )
+        texts.extend(file_texts)
+        labels.append(file_labels.astype(np.int64))
+    return texts, np.concatenate(labels)
+
+
+def load_parquet_reviews(
+    data_path: str | Path,
+    test_path: str | Path | None = None,
+    word_index_path: str | Path | None = None,
+    num_words: int = 10_000,
+    maxlen: int = 250,
+    test_fraction: float = 0.2,
+    seed: int = 113,
+    text_column: str = "text",
+    label_column: str = "label",
+) -> LabeledData:
+    """Labeled Parquet to ids with the Keras-compatible tokenizer.
+
+    A folder holding train*.parquet and test*.parquet is split by name; otherwise the test split is
+    `test_path`, or a seeded `test_fraction` of the data. The vocabulary comes from
+    `word_index_path` or is built from the training texts.
+    """
+    if test_path is None and Path(data_path).is_dir():
+        folder = Path(data_path)
+        train_files = sorted(folder.glob("train*.parquet"))
+        test_files = sorted(folder.glob("test*.parquet"))
+        if train_files and test_files:
+            data_path, test_path = train_files, test_files
+    train_paths = (
+        data_path if isinstance(data_path, list) else resolve_parquet_paths(data_path, "data_path")
+    )
+    train_texts, train_labels = _read_labeled_parquet(train_paths, text_column, label_column)
+    fingerprint_paths = list(train_paths)
+    if test_path is not None:
+        test_paths = (
+            test_path
+            if isinstance(test_path, list)
+            else resolve_parquet_paths(test_path, "test_path")
+        )
+        test_texts, test_labels = _read_labeled_parquet(test_paths, text_column, label_column)
+        fingerprint_paths += test_paths
+    else:
+        if not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+        order = np.random.RandomState(seed).permutation(len(train_texts))
+        test_count = max(1, round(len(order) * test_fraction))
+        test_rows, train_rows = order[:test_count], order[test_count:]
+        test_texts = [train_texts[row] for row in test_rows]
+        test_labels = train_labels[test_rows]
+        train_texts = [train_texts[row] for row in train_rows]
+        train_labels = train_labels[train_rows]
+    _check_split(train_labels, f"{data_path} [train split]")
+    _check_split(test_labels, f"{test_path or data_path} [test split]")
+
+    if word_index_path is not None:
+        vocabulary = Vocabulary.from_word_index_file(
+            word_index_path, num_words=num_words, maxlen=maxlen, source="keras"
+        )
+        fingerprint_paths.append(Path(word_index_path))
+    else:
+        vocabulary = Vocabulary(
+            word_index=build_word_index(train_texts),
+            num_words=num_words,
+            maxlen=maxlen,
+            source="parquet",
+        )
+    id_table = vocabulary.id_table()
+    return LabeledData(
+        train_ids=encode_texts(train_texts, vocabulary, id_table),
+        train_labels=train_labels,
+        test_ids=encode_texts(test_texts, vocabulary, id_table),
+        test_labels=test_labels,
+        vocabulary=vocabulary,
+        fingerprint=_sha256_files(fingerprint_paths),
+        description=f"{len(train_texts)} train / {len(test_texts)} test reviews from Parquet",
+    )
+
+
+def load_labeled_data(
+    source: DataSource,
+    data_path: str | Path | None = None,
+    test_path: str | Path | None = None,
+    word_index_path: str | Path | None = None,
+    num_words: int = 10_000,
+    maxlen: int = 250,
+    seed: int = 113,
+) -> LabeledData:
+    """Dispatch on the source; every source ends in the same ids and vocabulary form."""
+    if source == "keras":
+        return load_keras_imdb(num_words=num_words, maxlen=maxlen, seed=seed)
+    if source == "npz":
+        if data_path is None:
+            raise ValueError("data_path: source 'npz' needs the path of an imdb.npz file")
+        npz_path = Path(data_path)
+        index_path = (
+            Path(word_index_path) if word_index_path else npz_path.with_name("imdb_word_index.json")
+        )
+        return load_imdb_npz(npz_path, index_path, num_words=num_words, maxlen=maxlen, seed=seed)
+    if source == "parquet":
+        if data_path is None:
+            raise ValueError("data_path: source 'parquet' needs a folder, glob or file")
+        return load_parquet_reviews(
+            data_path,
+            test_path=test_path,
+            word_index_path=word_index_path,
+            num_words=num_words,
+            maxlen=maxlen,
+            seed=seed,
+        )
+    raise ValueError(f"source must be 'keras', 'npz' or 'parquet', got {source!r}")
+
+
+def pad_data(data: LabeledData) -> PaddedData:
+    """Pad and cut both splits with the vocabulary's own settings."""
+    vocabulary = data.vocabulary
+
+    def pad(ids: list[list[int]]) -> np.ndarray:
+        return pad_sequences(ids, vocabulary.maxlen, vocabulary.padding, vocabulary.truncating)
+
+    return PaddedData(
+        x_train=pad(data.train_ids),
+        y_train=data.train_labels.astype(np.float32),
+        x_test=pad(data.test_ids),
+        y_test=data.test_labels.astype(np.float32),
+    )
+
+
+def describe(data: LabeledData) -> str:
+    """One line for the log."""
+    return json.dumps(
+        {
+            "source": data.description,
+            "train": len(data.train_ids),
+            "test": len(data.test_ids),
+            "vocabulary": len(data.vocabulary.word_index),
+        }
+    )
+
+
+# Arrays move between these tasks in memory: never hashed for caching, never persisted.
+@task(name="load", cache_policy=NO_CACHE, persist_result=False)
+def load_task(
+    source: DataSource,
+    data_path: str | None,
+    test_path: str | None,
+    word_index_path: str | None,
+    num_words: int,
+    maxlen: int,
+    seed: int,
+) -> LabeledData:
+    """Load labeled reviews as ids with their vocabulary."""
+    return load_labeled_data(source, data_path, test_path, word_index_path, num_words, maxlen, seed)
+
+
+@task(name="pad", cache_policy=NO_CACHE, persist_result=False)
+def pad_task(data: LabeledData) -> PaddedData:
+    """Pad and truncate to the vocabulary's maxlen."""
+    return pad_data(data)

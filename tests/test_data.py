@@ -1,0 +1,104 @@
+"""Loading labeled reviews from Parquet and imdb.npz; every bad input fails with a clear message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tasks.data import load_labeled_data, load_parquet_reviews, pad_data
+from tasks.text import OOV_ID, START_ID
+from tests.synthetic import write_labeled_dataset, write_labeled_parquet
+
+
+def test_parquet_folder_splits_by_name_and_builds_vocabulary(tmp_path: Path) -> None:
+    folder = write_labeled_dataset(tmp_path / "imdb", train_rows=60, test_rows=20)
+    data = load_parquet_reviews(folder, num_words=50, maxlen=12)
+    assert (len(data.train_ids), len(data.test_ids)) == (60, 20)
+    assert data.vocabulary.source == "parquet"
+    assert all(ids[0] == START_ID for ids in data.train_ids)
+    assert max(max(ids) for ids in data.train_ids) < 50
+    padded = pad_data(data)
+    assert padded.x_train.shape == (60, 12) and padded.x_test.shape == (20, 12)
+    assert set(np.unique(padded.y_train)) == {0.0, 1.0}
+    assert data.fingerprint.startswith("sha256:")
+
+
+def test_word_index_file_is_used_when_given(tmp_path: Path) -> None:
+    folder = write_labeled_dataset(tmp_path / "imdb", train_rows=40, test_rows=10)
+    index_path = tmp_path / "imdb_word_index.json"
+    index_path.write_text(json.dumps({"great": 1, "awful": 2}))
+    data = load_parquet_reviews(folder, word_index_path=index_path, num_words=100)
+    assert data.vocabulary.word_index == {"great": 1, "awful": 2}
+    assert set(np.concatenate([np.array(ids) for ids in data.train_ids])) <= {
+        START_ID,
+        OOV_ID,
+        4,
+        5,
+    }
+
+
+def test_single_file_is_split_by_test_fraction(tmp_path: Path) -> None:
+    path = write_labeled_parquet(tmp_path / "reviews.parquet", rows=100, seed=3)
+    data = load_parquet_reviews(path, test_fraction=0.25)
+    assert (len(data.train_ids), len(data.test_ids)) == (75, 25)
+
+
+def test_npz_in_keras_format_loads_like_keras(tmp_path: Path) -> None:
+    # imdb.npz holds word ranks (1 = most frequent); load_data adds index_from and the start id.
+    ranks = np.empty(4, dtype=object)
+    ranks[:] = [[1, 2], [3], [1, 9], [2, 2, 3]]
+    np.savez(
+        tmp_path / "imdb.npz",
+        x_train=ranks,
+        y_train=np.array([1, 0, 1, 0]),
+        x_test=ranks,
+        y_test=np.array([0, 1, 0, 1]),
+    )
+    index = {"the": 1, "good": 2, "bad": 3, "rare": 9}
+    (tmp_path / "imdb_word_index.json").write_text(json.dumps(index))
+    data = load_labeled_data("npz", str(tmp_path / "imdb.npz"), num_words=8)
+    sequences = sorted(tuple(ids) for ids in data.train_ids)
+    # rank 9 + 3 = 12 is not below num_words=8, so it becomes the OOV id.
+    assert sequences == sorted([(1, 4, 5), (1, 6), (1, 4, OOV_ID), (1, 5, 5, 6)])
+    assert data.vocabulary.word_index == index
+
+
+def _write(path: Path, columns: dict) -> Path:
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"review": ["a", "b"], "label": [0, 1]}, "missing column 'text'"),
+        ({"text": ["a", "b"], "stars": [0, 1]}, "missing column 'label'"),
+        ({"text": ["a", "b"], "label": [0, 2]}, "row 1 has label 2"),
+        ({"text": ["a", None], "label": [0, 1]}, "row 1 has an empty or null 'text'"),
+        ({"text": ["a", "  "], "label": [0, 1]}, "row 1 has an empty or null 'text'"),
+        ({"text": ["a", "b"], "label": [1, 1]}, "only label 1 present"),
+        ({"text": ["a", "b"], "label": ["pos", "neg"]}, "labels must be 0 or 1"),
+    ],
+)
+def test_bad_parquet_fails_naming_the_file(tmp_path: Path, columns: dict, message: str) -> None:
+    path = _write(tmp_path / "train.parquet", columns)
+    good = write_labeled_parquet(tmp_path / "test.parquet", rows=10, seed=1)
+    with pytest.raises(ValueError, match=message) as error:
+        load_parquet_reviews(path, test_path=good)
+    assert "train" in str(error.value)
+
+
+def test_missing_path_and_not_parquet_are_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"data_path: .*nowhere does not exist"):
+        load_labeled_data("parquet", str(tmp_path / "nowhere"))
+    bogus = tmp_path / "bogus.parquet"
+    bogus.write_text("not parquet at all")
+    with pytest.raises(ValueError, match=r"bogus\.parquet: cannot read as Parquet"):
+        load_labeled_data("parquet", str(bogus))
+    with pytest.raises(ValueError, match="data_path"):
+        load_labeled_data("npz", None)
