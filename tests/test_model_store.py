@@ -1,0 +1,730 @@
+"""The model store on a real folder (tmp_path) with real tiny Keras models; no mocks.
+
+Several tests run writers in separate processes. Those children register a `.keras` file saved
+once by the parent instead of building a model: importing TensorFlow costs ~5 s of CPU per
+process, and without it the children start together and really collide on version numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from model_store import (
+    AliasInUseError,
+    IntegrityError,
+    InvalidInputError,
+    InvalidNameError,
+    LoadedModel,
+    ModelStore,
+    ModelStoreError,
+    ModelVersion,
+    NotFoundError,
+)
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+MODEL_NAME = "imdb-sentiment"
+SEQUENCE_LENGTH = 8
+VOCABULARY_SIZE = 20
+VOCABULARY = {"num_words": VOCABULARY_SIZE, "index_from": 3, "word_index": {"great": 4, "dull": 5}}
+CONCURRENT_WRITERS = 8
+ALIAS_MOVERS = 8
+MOVES_PER_ALIAS_MOVER = 25
+CHILD_TIMEOUT_SECONDS = 60
+
+
+def build_tiny_model(seed: int) -> Any:
+    """A real Keras text classifier, small enough to build in a blink."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((SEQUENCE_LENGTH,), dtype="int32"),
+            keras.layers.Embedding(VOCABULARY_SIZE, 4),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+
+
+def sample_batch() -> np.ndarray:
+    return (np.arange(4 * SEQUENCE_LENGTH).reshape(4, SEQUENCE_LENGTH) * 7) % VOCABULARY_SIZE
+
+
+@pytest.fixture(scope="module")
+def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model saved once as a .keras file, for tests that only need some version."""
+    path = tmp_path_factory.mktemp("keras") / "tiny.keras"
+    build_tiny_model(seed=0).save(path)
+    return path
+
+
+def register(
+    store: ModelStore, model: Any, name: str = MODEL_NAME, **overrides: Any
+) -> ModelVersion:
+    arguments: dict[str, Any] = {
+        "params": {"embedding_dim": 4, "epochs": 1},
+        "metrics": {"accuracy": 0.75, "loss": 0.5},
+        "data_fingerprint": "sha256:abc",
+    }
+    arguments.update(overrides)
+    return store.register(name, model, VOCABULARY, **arguments)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[str, int, int, int]]:
+    """Content hash, size, mtime and mode of every file in a folder."""
+    return {
+        path.name: (
+            hashlib.sha256(path.read_bytes()).hexdigest(),
+            path.stat().st_size,
+            path.stat().st_mtime_ns,
+            path.stat().st_mode,
+        )
+        for path in sorted(folder.iterdir())
+    }
+
+
+def child_environment() -> dict[str, str]:
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPOSITORY_ROOT), environment.get("PYTHONPATH")])
+    )
+    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return environment
+
+
+def start_child(source: str, *arguments: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(source), *map(str, arguments)],
+        env=child_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_files(paths: list[Path], timeout_seconds: float = CHILD_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while not all(path.exists() for path in paths):
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"children did not get ready: {[p for p in paths if not p.exists()]}"
+            )
+        time.sleep(0.01)
+
+
+def finish(child: subprocess.Popen[str]) -> str:
+    """Wait for a child, fail the test with its stderr if it failed, return its stdout."""
+    stdout, stderr = child.communicate(timeout=CHILD_TIMEOUT_SECONDS)
+    if child.returncode != 0:
+        pytest.fail(f"child exited with {child.returncode}: {stderr.strip()[-2000:]}")
+    return stdout
+
+
+# ---------------------------------------------------------------------- register and load
+
+
+def test_register_load_roundtrip_by_number_latest_and_alias(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "models")
+    first_model, second_model = build_tiny_model(seed=1), build_tiny_model(seed=2)
+    history_source = tmp_path / "history.json"
+    history_source.write_text('{"loss": [0.7, 0.5]}')
+
+    first = register(
+        store,
+        first_model,
+        run_id="flow-run-1",
+        extra_files={"history.json": history_source, "curves.png": b"\x89PNG fake"},
+    )
+    second = register(store, second_model, metrics={"accuracy": np.float32(0.8), "auc": 0.9})
+    third = register(store, first_model)
+
+    assert [first.version, second.version, third.version] == [1, 2, 3]
+    assert first.path == tmp_path / "models" / MODEL_NAME / "versions" / "1"
+    assert [version.version for version in store.list_versions(MODEL_NAME)] == [1, 2, 3]
+    assert store.list_models() == [MODEL_NAME]
+    assert store.resolve(MODEL_NAME) == 3
+    published_first = snapshot(first.path)
+
+    batch = sample_batch()
+    loaded = store.load(MODEL_NAME, 1)
+    assert isinstance(loaded, LoadedModel)
+    assert (loaded.name, loaded.version, loaded.path) == (MODEL_NAME, 1, first.path)
+    np.testing.assert_allclose(
+        loaded.model(batch, training=False), first_model(batch, training=False), rtol=1e-6
+    )
+    assert loaded.vocabulary == VOCABULARY
+    assert (first.path / "history.json").read_text() == '{"loss": [0.7, 0.5]}'
+    assert (first.path / "curves.png").read_bytes() == b"\x89PNG fake"
+
+    assert store.load(MODEL_NAME, "latest").version == 3
+    assert store.load(MODEL_NAME).version == 3
+    assert store.set_alias(MODEL_NAME, "champion", 2) == 2
+    by_alias = store.load(MODEL_NAME, "champion")
+    assert by_alias.version == 2
+    np.testing.assert_allclose(
+        by_alias.model(batch, training=False),
+        second_model(batch, training=False),
+        rtol=1e-6,
+    )
+
+    manifest = store.manifest(MODEL_NAME, 1)
+    assert manifest == first.manifest == loaded.manifest
+    assert {
+        "model_name",
+        "version",
+        "created_at",
+        "run_id",
+        "params",
+        "metrics",
+        "data_fingerprint",
+        "library_versions",
+        "files",
+        "format_version",
+    } <= set(manifest)
+    assert (manifest["model_name"], manifest["version"], manifest["run_id"]) == (
+        MODEL_NAME,
+        1,
+        "flow-run-1",
+    )
+    assert manifest["params"] == {"embedding_dim": 4, "epochs": 1}
+    assert manifest["data_fingerprint"] == "sha256:abc"
+    assert datetime.fromisoformat(manifest["created_at"]).utcoffset() == timedelta(0)
+    assert set(manifest["library_versions"]) >= {"python", "keras", "tensorflow", "numpy"}
+    assert all(manifest["library_versions"].values())
+    assert set(manifest["files"]) == {
+        "model.keras",
+        "vocabulary.json",
+        "history.json",
+        "curves.png",
+    }
+    for file_name, record in manifest["files"].items():
+        content = (first.path / file_name).read_bytes()
+        assert record == {"sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)}
+    assert store.manifest(MODEL_NAME, 2)["metrics"] == {"accuracy": pytest.approx(0.8), "auc": 0.9}
+    assert store.manifest(MODEL_NAME, 2)["run_id"] is None
+
+    # Later operations never touch a published version.
+    register(store, first_model)
+    store.set_alias(MODEL_NAME, "champion", 1)
+    store.rollback(MODEL_NAME, "champion")
+    store.delete(MODEL_NAME, 4)
+    store.verify(MODEL_NAME, 1)
+    assert snapshot(first.path) == published_first
+    assert all(mode & 0o222 == 0 for *_, mode in published_first.values())
+
+
+def test_resolve_accepts_numbers_digit_strings_latest_and_aliases(
+    tmp_path: Path, tiny_model_file: Path
+) -> None:
+    store = ModelStore(tmp_path)
+    for _ in range(3):
+        register(store, tiny_model_file)
+    store.set_alias(MODEL_NAME, "champion", "2")
+
+    assert store.resolve(MODEL_NAME, 1) == 1
+    assert store.resolve(MODEL_NAME, "3") == 3
+    assert store.resolve(MODEL_NAME, "latest") == 3
+    assert store.resolve(MODEL_NAME, "champion") == 2
+    assert store.aliases(MODEL_NAME) == {"champion": 2}
+    assert json.loads((tmp_path / MODEL_NAME / "aliases.json").read_text()) == {"champion": 2}
+    assert [v.aliases for v in store.list_versions(MODEL_NAME)] == [(), ("champion",), ()]
+
+    with pytest.raises(NotFoundError) as unknown_version:
+        store.resolve(MODEL_NAME, 7)
+    assert str(unknown_version.value) == (
+        "unknown version 7 of 'imdb-sentiment'; versions: 1, 2, 3; aliases: champion -> 2"
+    )
+    with pytest.raises(
+        NotFoundError, match=r"unknown alias 'staging'.*versions: 1, 2, 3; aliases: champion -> 2"
+    ):
+        store.load(MODEL_NAME, "staging")
+    with pytest.raises(NotFoundError, match="unknown model 'other'; models: imdb-sentiment"):
+        store.resolve("other", 1)
+    with pytest.raises(InvalidNameError):
+        store.resolve(MODEL_NAME, True)  # a bool is not a version number
+
+
+def test_a_model_without_versions_is_reported_clearly(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "nowhere")
+    assert store.list_models() == []
+    with pytest.raises(NotFoundError, match="unknown model 'imdb-sentiment'; no models in"):
+        store.load(MODEL_NAME)
+    assert not (tmp_path / "nowhere").exists()  # reading creates nothing
+
+
+def test_bad_arguments_are_refused_before_anything_is_written(
+    tmp_path: Path, tiny_model_file: Path
+) -> None:
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(InvalidInputError, match="vocabulary must be JSON serialisable"):
+        store.register(
+            MODEL_NAME,
+            tiny_model_file,
+            {"bad": object()},
+            params={},
+            metrics={},
+            data_fingerprint="",
+        )
+    with pytest.raises(InvalidInputError, match="must be bytes or a Path"):
+        register(store, tiny_model_file, extra_files={"notes.txt": "text or path?"})
+    with pytest.raises(InvalidNameError, match="reserved"):
+        register(store, tiny_model_file, extra_files={"manifest.json": b"{}"})
+    with pytest.raises(InvalidNameError):
+        register(store, tiny_model_file, extra_files={"../escape.txt": b""})
+    with pytest.raises(InvalidInputError, match=r"is not a \.keras archive"):
+        register(store, write_not_a_zip(tmp_path / "x.keras"))
+    with pytest.raises(InvalidInputError, match="must be a Keras model"):
+        register(store, object())
+    assert not (tmp_path / "models").exists()
+
+
+def write_not_a_zip(path: Path) -> Path:
+    path.write_bytes(b"not a zip")
+    return path
+
+
+# ---------------------------------------------------------------------- concurrency
+
+REGISTER_WORKER = """
+    import sys, time
+    from pathlib import Path
+    from model_store import ModelStore
+
+    class CountingStore(ModelStore):
+        attempts = 0  # publish attempts: each one after the first lost a rename race
+
+        def _next_version_number(self, versions_dir):
+            self.attempts += 1
+            return super()._next_version_number(versions_dir)
+
+    root, model_file, ready_file, go_file, index = sys.argv[1:]
+    store = CountingStore(root)
+    Path(ready_file).touch()
+    while not Path(go_file).exists():  # start together, so the writers really collide
+        time.sleep(0.001)
+    version = store.register(
+        "imdb-sentiment", Path(model_file), {"worker": int(index)}, params={"worker": int(index)},
+        metrics={}, data_fingerprint="same-data", run_id=f"worker-{index}",
+    )
+    print(version.version, store.attempts - 1)
+"""
+
+
+def test_concurrent_registrations_get_distinct_gap_free_numbers(
+    tmp_path: Path, tiny_model_file: Path
+) -> None:
+    root = tmp_path / "models"
+    go_file = tmp_path / "go"
+    ready_files = [tmp_path / f"ready-{index}" for index in range(CONCURRENT_WRITERS)]
+    children = [
+        start_child(REGISTER_WORKER, root, tiny_model_file, ready_files[index], go_file, index)
+        for index in range(CONCURRENT_WRITERS)
+    ]
+    wait_for_files(ready_files)
+    started = time.perf_counter()
+    go_file.touch()
+    outputs = [finish(child).split() for child in children]
+    elapsed = time.perf_counter() - started
+    versions = [int(version) for version, _ in outputs]
+    lost_races = sum(int(retries) for _, retries in outputs)
+
+    assert sorted(versions) == list(range(1, CONCURRENT_WRITERS + 1))
+    store = ModelStore(root)
+    assert store.verify_all(MODEL_NAME) == dict.fromkeys(range(1, CONCURRENT_WRITERS + 1))
+    run_ids = {store.manifest(MODEL_NAME, version)["run_id"] for version in versions}
+    assert run_ids == {f"worker-{index}" for index in range(CONCURRENT_WRITERS)}
+    for index, version in enumerate(versions):  # each writer got the version with its own files
+        assert store.manifest(MODEL_NAME, version)["params"] == {"worker": index}
+    assert store.load(MODEL_NAME, "latest").version == CONCURRENT_WRITERS
+    assert list((root / MODEL_NAME / ".staging").iterdir()) == []  # locks released, no leftovers
+    print(
+        f"\n[model_store] {CONCURRENT_WRITERS} processes registered versions "
+        f"1..{CONCURRENT_WRITERS} concurrently in {elapsed:.2f} s "
+        f"({lost_races} lost rename races retried with the next number)"
+    )
+
+
+ALIAS_MOVER = """
+    import sys, time
+    from pathlib import Path
+    from model_store import ModelStore
+
+    root, index, moves, ready_file, go_file = sys.argv[1:]
+    store = ModelStore(root)
+    Path(ready_file).touch()
+    while not Path(go_file).exists():
+        time.sleep(0.001)
+    for move in range(int(moves)):
+        store.set_alias("imdb-sentiment", f"worker-{index}", move % 3 + 1)
+"""
+
+ALIASES_READER = """
+    import json, sys
+    from pathlib import Path
+
+    aliases_path, ready_file, stop_file = map(Path, sys.argv[1:])
+    reads = 0
+    seen = False
+    ready_file.touch()
+    while not stop_file.exists():
+        try:
+            text = aliases_path.read_text()
+        except FileNotFoundError:
+            if seen:
+                sys.exit("aliases.json vanished after it had been written")
+            continue
+        seen = True
+        aliases = json.loads(text)  # a half-written file fails here
+        if not isinstance(aliases, dict) or not all(type(v) is int for v in aliases.values()):
+            sys.exit(f"aliases.json holds {text!r}")
+        reads += 1
+    print(reads)
+"""
+
+
+def test_concurrent_alias_moves_never_break_aliases_json(
+    tmp_path: Path, tiny_model_file: Path
+) -> None:
+    root = tmp_path / "models"
+    store = ModelStore(root)
+    for _ in range(3):
+        register(store, tiny_model_file)
+    go_file, stop_file = tmp_path / "go", tmp_path / "stop"
+    ready_files = [tmp_path / f"ready-{index}" for index in range(ALIAS_MOVERS + 1)]
+    reader = start_child(
+        ALIASES_READER, root / MODEL_NAME / "aliases.json", ready_files[-1], stop_file
+    )
+    movers = [
+        start_child(ALIAS_MOVER, root, index, MOVES_PER_ALIAS_MOVER, ready_files[index], go_file)
+        for index in range(ALIAS_MOVERS)
+    ]
+    wait_for_files(ready_files)
+    started = time.perf_counter()
+    go_file.touch()
+    for mover in movers:
+        finish(mover)
+    elapsed = time.perf_counter() - started
+    stop_file.touch()
+    reads = int(finish(reader))
+
+    expected_history = [move % 3 + 1 for move in range(MOVES_PER_ALIAS_MOVER)]
+    aliases = store.aliases(MODEL_NAME)
+    assert aliases == {f"worker-{index}": expected_history[-1] for index in range(ALIAS_MOVERS)}
+    histories = [store.alias_history(MODEL_NAME, alias) for alias in aliases]
+    assert all(history == expected_history for history in histories)  # no lost update
+    assert sum(map(len, histories)) == ALIAS_MOVERS * MOVES_PER_ALIAS_MOVER
+    assert reads > 0
+    print(
+        f"\n[model_store] {ALIAS_MOVERS} processes x {MOVES_PER_ALIAS_MOVER} alias moves "
+        f"= {ALIAS_MOVERS * MOVES_PER_ALIAS_MOVER} moves in {elapsed:.2f} s; "
+        f"a reader parsed aliases.json {reads} times without a failure"
+    )
+
+
+# ---------------------------------------------------------------------- crashes
+
+# The child stops itself at a fixed point inside `register` by overriding one step of
+# ModelStore in its own process: deterministic (no sleeps, no racing a kill against the writer),
+# and the code under test in the parent is untouched.
+CRASHING_WRITER = """
+    import os, signal, sys
+    from pathlib import Path
+    from model_store import ModelStore
+    from model_store import store as store_module
+
+    class DiesAfterStagingFiles(ModelStore):
+        def _stage_files(self, staging_path, *arguments):
+            super()._stage_files(staging_path, *arguments)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    class DiesJustBeforeRename(ModelStore):
+        def _publish(self, model_dir, staging_path, manifest):
+            manifest["version"] = 1
+            store_module._write_manifest(staging_path, manifest)  # everything but the rename
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    class PausesBeforeRename(ModelStore):
+        paused = False
+
+        def _next_version_number(self, versions_dir):
+            number = super()._next_version_number(versions_dir)
+            if not self.paused:  # stop once, holding a number another writer will take
+                self.paused = True
+                os.kill(os.getpid(), signal.SIGSTOP)
+            return number
+
+    root, model_file, kind = sys.argv[1:]
+    store = {"staging": DiesAfterStagingFiles, "rename": DiesJustBeforeRename,
+             "pause": PausesBeforeRename}[kind](root)
+    version = store.register(
+        "imdb-sentiment", Path(model_file), {}, params={}, metrics={}, data_fingerprint="",
+        run_id="child", extra_files={"history.json": b"{}"},
+    )
+    print(version.version)
+"""
+
+
+@pytest.mark.parametrize("kill_point", ["staging", "rename"])
+def test_killed_registration_leaves_no_version_and_is_cleaned_up(
+    tmp_path: Path, tiny_model_file: Path, kill_point: str
+) -> None:
+    root = tmp_path / "models"
+    child = start_child(CRASHING_WRITER, root, tiny_model_file, kill_point)
+    child.communicate(timeout=CHILD_TIMEOUT_SECONDS)
+    assert child.returncode == -signal.SIGKILL
+
+    store = ModelStore(root)
+    staging = root / MODEL_NAME / ".staging"
+    leftovers = sorted(path.name for path in staging.iterdir())
+    assert len(leftovers) == 2  # the writer's folder and its lock file
+    assert list((root / MODEL_NAME / "versions").iterdir()) == []
+    assert store.list_models() == []
+    assert store.list_versions(MODEL_NAME) == []
+    with pytest.raises(NotFoundError, match="has no versions"):
+        store.load(MODEL_NAME)
+
+    assert register(store, tiny_model_file).version == 1
+    assert list(staging.iterdir()) == []  # the dead writer's leftovers are gone
+    store.verify(MODEL_NAME, 1)
+
+
+def test_cleanup_spares_a_live_writer_that_then_publishes_the_next_number(
+    tmp_path: Path, tiny_model_file: Path
+) -> None:
+    root = tmp_path / "models"
+    child = start_child(CRASHING_WRITER, root, tiny_model_file, "pause")
+    try:
+        _, status = os.waitpid(child.pid, os.WUNTRACED)  # until the child has stopped itself
+        assert os.WIFSTOPPED(status), "the writer exited instead of pausing"
+        staging = root / MODEL_NAME / ".staging"
+        live_staging = sorted(path.name for path in staging.iterdir())
+
+        store = ModelStore(root)
+        assert register(store, tiny_model_file).version == 1  # takes the number the child holds
+        assert sorted(path.name for path in staging.iterdir()) == live_staging  # not removed
+    finally:
+        os.kill(child.pid, signal.SIGCONT)
+    # The child's rename onto versions/1 fails, so it rewrites its manifest and takes 2.
+    assert int(finish(child)) == 2
+    assert store.manifest(MODEL_NAME, 2)["run_id"] == "child"
+    assert store.verify_all(MODEL_NAME) == {1: None, 2: None}
+    assert list(staging.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- tampering
+
+
+@pytest.fixture
+def store_with_extra_file(tmp_path: Path, tiny_model_file: Path) -> ModelStore:
+    store = ModelStore(tmp_path / "models")
+    for _ in range(2):
+        register(store, tiny_model_file, extra_files={"history.json": b'{"loss": [0.5]}'})
+    return store
+
+
+def flip_last_byte(path: Path) -> None:
+    content = bytearray(path.read_bytes())
+    content[-1] ^= 0x01  # same size, different content: only the sha256 can tell
+    path.write_bytes(bytes(content))
+
+
+@pytest.mark.parametrize("file_name", ["model.keras", "vocabulary.json", "history.json"])
+def test_changed_file_is_refused_at_load_and_verify(
+    store_with_extra_file: ModelStore, file_name: str
+) -> None:
+    store = store_with_extra_file
+    path = store.list_versions(MODEL_NAME)[0].path / file_name
+    path.chmod(0o644)
+    flip_last_byte(path)
+
+    with pytest.raises(IntegrityError, match=rf"version 1 .*{file_name} was changed") as error:
+        store.load(MODEL_NAME, 1)
+    assert error.value.files == [file_name]
+    assert "\n" not in str(error.value)
+    with pytest.raises(IntegrityError, match=file_name):
+        store.verify(MODEL_NAME, 1)
+    results = store.verify_all(MODEL_NAME)
+    assert results[2] is None and file_name in str(results[1])
+    store.load(MODEL_NAME, 2)  # the other version is intact
+
+
+def test_changed_manifest_is_refused_at_load_and_verify(store_with_extra_file: ModelStore) -> None:
+    store = store_with_extra_file
+    path = store.list_versions(MODEL_NAME)[0].path / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["metrics"]["accuracy"] = 0.99  # a "better" model, still valid JSON
+    path.chmod(0o644)
+    path.write_text(json.dumps(manifest, indent=2))
+
+    for action in (store.load, store.verify, store.manifest):
+        with pytest.raises(IntegrityError, match=r"manifest\.json was changed"):
+            action(MODEL_NAME, 1)
+    assert "manifest.json" in str(store.verify_all(MODEL_NAME)[1])
+
+
+def test_missing_and_unexpected_files_are_reported(store_with_extra_file: ModelStore) -> None:
+    store = store_with_extra_file
+    version_dir = store.list_versions(MODEL_NAME)[0].path
+    (version_dir / "history.json").unlink()
+    (version_dir / "evil.py").write_text("print('hi')")
+
+    with pytest.raises(IntegrityError) as error:
+        store.verify(MODEL_NAME, 1)
+    assert "missing file history.json" in str(error.value)
+    assert "unexpected file evil.py" in str(error.value)
+    assert sorted(error.value.files) == ["evil.py", "history.json"]
+
+    (version_dir / "manifest.sha256").unlink()
+    with pytest.raises(IntegrityError, match=r"missing or unreadable file manifest\.sha256"):
+        store.load(MODEL_NAME, 1)
+
+
+# ---------------------------------------------------------------------- names
+
+BAD_NAMES = ["/", "..", "a/b", "", " x", "x y", "é", ".hidden", "a\\b", "x\n", "a..b", "x" * 129]
+
+
+@pytest.mark.parametrize("bad_name", BAD_NAMES)
+def test_bad_model_names_are_refused(tmp_path: Path, tiny_model_file: Path, bad_name: str) -> None:
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(InvalidNameError, match="invalid model name"):
+        register(store, tiny_model_file, name=bad_name)
+    for action in (store.load, store.resolve, store.verify, store.list_versions):
+        with pytest.raises(InvalidNameError):
+            action(bad_name)
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("bad_alias", [*BAD_NAMES, "7", "0012", "latest", "LATEST"])
+def test_bad_aliases_are_refused(tmp_path: Path, tiny_model_file: Path, bad_alias: str) -> None:
+    store = ModelStore(tmp_path)
+    register(store, tiny_model_file)
+    with pytest.raises(InvalidNameError, match="alias"):
+        store.set_alias(MODEL_NAME, bad_alias, 1)
+    with pytest.raises(InvalidNameError):
+        store.rollback(MODEL_NAME, bad_alias)
+    assert store.aliases(MODEL_NAME) == {}
+
+
+def test_good_names_are_accepted(tmp_path: Path, tiny_model_file: Path) -> None:
+    store = ModelStore(tmp_path)
+    for name in ["imdb-sentiment", "a", "Model_2.keras-v1", "x" * 128]:
+        register(store, tiny_model_file, name=name)
+        store.set_alias(name, "v1.0-rc_1", "latest")
+    assert len(store.list_models()) == 4
+
+
+# ---------------------------------------------------------------------- aliases and delete
+
+
+def test_rollback_walks_back_the_alias_history(tmp_path: Path, tiny_model_file: Path) -> None:
+    store = ModelStore(tmp_path)
+    for _ in range(3):
+        register(store, tiny_model_file)
+    for version in (1, 2, 3):
+        assert store.set_alias(MODEL_NAME, "champion", version) == version
+    assert store.set_alias(MODEL_NAME, "champion", 3) == 3  # unchanged: not a move
+    assert store.alias_history(MODEL_NAME, "champion") == [1, 2, 3]
+
+    assert store.rollback(MODEL_NAME, "champion") == 2
+    assert store.aliases(MODEL_NAME) == {"champion": 2}
+    assert store.rollback(MODEL_NAME, "champion") == 1
+    assert store.alias_history(MODEL_NAME, "champion") == [1]
+    with pytest.raises(NotFoundError, match="no earlier version to roll back to"):
+        store.rollback(MODEL_NAME, "champion")
+    assert store.aliases(MODEL_NAME) == {"champion": 1}
+    with pytest.raises(NotFoundError, match=r"unknown alias 'staging'.*champion -> 1"):
+        store.rollback(MODEL_NAME, "staging")
+
+
+def test_rollback_skips_deleted_versions(tmp_path: Path, tiny_model_file: Path) -> None:
+    store = ModelStore(tmp_path)
+    for _ in range(3):
+        register(store, tiny_model_file)
+    for version in (1, 2, 3):
+        store.set_alias(MODEL_NAME, "champion", version)
+    store.delete(MODEL_NAME, 2)
+    assert store.rollback(MODEL_NAME, "champion") == 1
+
+
+def test_remove_alias_keeps_history(tmp_path: Path, tiny_model_file: Path) -> None:
+    store = ModelStore(tmp_path)
+    for _ in range(2):
+        register(store, tiny_model_file)
+    store.set_alias(MODEL_NAME, "champion", 1)
+    store.set_alias(MODEL_NAME, "champion", 2)
+    store.remove_alias(MODEL_NAME, "champion")
+    assert store.aliases(MODEL_NAME) == {}
+    assert store.alias_history(MODEL_NAME, "champion") == [1, 2]
+    with pytest.raises(NotFoundError, match="unknown alias 'champion'"):
+        store.load(MODEL_NAME, "champion")
+    with pytest.raises(NotFoundError, match="unknown alias"):
+        store.remove_alias(MODEL_NAME, "champion")
+
+
+def test_delete_is_refused_while_aliased_and_numbers_are_never_reused(
+    tmp_path: Path, tiny_model_file: Path
+) -> None:
+    store = ModelStore(tmp_path)
+    for _ in range(3):
+        register(store, tiny_model_file)
+    store.set_alias(MODEL_NAME, "champion", 3)
+    store.set_alias(MODEL_NAME, "canary", 3)
+
+    with pytest.raises(AliasInUseError, match="aliases point at it: canary, champion"):
+        store.delete(MODEL_NAME, 3)
+    with pytest.raises(AliasInUseError):
+        store.delete(MODEL_NAME, "champion")
+    store.verify(MODEL_NAME, 3)
+
+    store.set_alias(MODEL_NAME, "champion", 1)
+    store.remove_alias(MODEL_NAME, "canary")
+    assert store.delete(MODEL_NAME, "latest") == 3
+    assert [version.version for version in store.list_versions(MODEL_NAME)] == [1, 2]
+    assert store.resolve(MODEL_NAME, "latest") == 2
+    with pytest.raises(NotFoundError, match="version 3 of 'imdb-sentiment' was deleted"):
+        store.load(MODEL_NAME, 3)
+    with pytest.raises(NotFoundError):
+        store.set_alias(MODEL_NAME, "champion", 3)
+    with pytest.raises(NotFoundError):
+        store.delete(MODEL_NAME, 3)
+
+    assert register(store, tiny_model_file).version == 4
+    store.delete(MODEL_NAME, 2)
+    assert register(store, tiny_model_file).version == 5
+    assert [version.version for version in store.list_versions(MODEL_NAME)] == [1, 4, 5]
+    assert store.verify_all(MODEL_NAME) == {1: None, 4: None, 5: None}
+
+
+def test_errors_share_one_base_class_and_one_line_messages(tmp_path: Path) -> None:
+    for error_class in (NotFoundError, IntegrityError, InvalidNameError, AliasInUseError):
+        assert issubclass(error_class, ModelStoreError)
+    with pytest.raises(ModelStoreError) as error:
+        ModelStore(tmp_path).set_alias("a\nb", "champion", 1)
+    assert "\n" not in str(error.value)
+
+
+def test_importing_the_store_imports_neither_prefect_nor_keras() -> None:
+    code = (
+        "import sys, model_store, model_store.cli; "
+        "print(sorted({'prefect', 'keras', 'tensorflow'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=child_environment(), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
