@@ -34,9 +34,21 @@ RUNS: list[tuple[str, dict[str, int], TrainingConfig, tuple[int, ...]]] = [
     (
         "best",
         {"num_words": 20_000, "maxlen": 400},
+        replace(TUTORIAL, architecture="bilstm", embedding_dim=64, dropout_rate=0.2, epochs=4),
+        (1,),
+    ),
+    (
+        "best",
+        {"num_words": 20_000, "maxlen": 500},
         replace(
-            TUTORIAL, architecture="bilstm", embedding_dim=64, units=32, epochs=4, dropout_rate=0.2
+            TUTORIAL, architecture="gru", embedding_dim=64, units=64, dropout_rate=0.2, epochs=4
         ),
+        (1,),
+    ),
+    (
+        "best",
+        {"num_words": 30_000, "maxlen": 600},
+        replace(TUTORIAL, architecture="lstm", embedding_dim=64, units=64, epochs=3),
         (1,),
     ),
 ]

@@ -37,6 +37,11 @@ class TrainParams(BaseModel):
     architecture: Literal["lstm", "gru", "bilstm"] = Field(default="lstm")
     embedding_dim: int = Field(default=32, ge=1, le=1024)
     units: int = Field(default=32, ge=1, le=1024, description="Recurrent units")
+    pooling: Literal["last", "max"] = Field(
+        default="last",
+        description="last: the recurrent layer's final state (the tutorial); "
+        "max: max-pool over every time step",
+    )
     dropout_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
     epochs: int = Field(default=10, ge=1, le=1000)
     batch_size: int = Field(default=128, ge=1, le=65_536)
@@ -65,6 +70,7 @@ class TrainParams(BaseModel):
             architecture=self.architecture,
             embedding_dim=self.embedding_dim,
             units=self.units,
+            pooling=self.pooling,
             dropout_rate=self.dropout_rate,
             epochs=self.epochs,
             batch_size=self.batch_size,

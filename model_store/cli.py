@@ -21,7 +21,7 @@ __all__ = ["DEFAULT_ALIAS", "KEY_METRICS", "add_models_parser", "run_models_comm
 
 DEFAULT_ALIAS = "champion"
 # Shown as columns by `models list` when a version's metrics have them, in this order.
-KEY_METRICS = ("accuracy", "auc", "loss", "val_accuracy", "val_auc", "val_loss", "f1")
+KEY_METRICS = ("test_accuracy", "test_auc", "test_loss", "accuracy", "auc", "loss", "f1")
 _FALLBACK_METRIC_COLUMNS = 3
 
 

@@ -32,6 +32,9 @@ __all__ = [
 
 Architecture = Literal["lstm", "gru", "bilstm"]
 ARCHITECTURES: tuple[str, ...] = ("lstm", "gru", "bilstm")
+# last: the recurrent layer's final state (the tutorial); max: the maximum over every time step.
+Pooling = Literal["last", "max"]
+POOLINGS: tuple[str, ...] = ("last", "max")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class TrainingConfig:
     architecture: Architecture = "lstm"
     embedding_dim: int = 32
     units: int = 32
+    pooling: Pooling = "last"
     dropout_rate: float = 0.0
     epochs: int = 10
     batch_size: int = 128
@@ -54,6 +58,8 @@ class TrainingConfig:
             raise ValueError(
                 f"architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}"
             )
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         for name in ("embedding_dim", "units", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -90,27 +96,37 @@ def build_model(
     maxlen: int = 250,
     embedding_dim: int = 32,
     units: int = 32,
+    pooling: Pooling = "last",
     dropout_rate: float = 0.0,
     learning_rate: float = 0.001,
 ) -> keras.Model:
     """Embedding -> recurrent layer -> Dense(1, sigmoid), compiled with adam and cross-entropy."""
     import keras
 
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    every_step = pooling == "max"
     if architecture == "lstm":
-        recurrent: keras.layers.Layer = keras.layers.LSTM(units, dropout=dropout_rate)
+        recurrent: keras.layers.Layer = keras.layers.LSTM(
+            units, dropout=dropout_rate, return_sequences=every_step
+        )
     elif architecture == "gru":
-        recurrent = keras.layers.GRU(units, dropout=dropout_rate)
+        recurrent = keras.layers.GRU(units, dropout=dropout_rate, return_sequences=every_step)
     elif architecture == "bilstm":
-        recurrent = keras.layers.Bidirectional(keras.layers.LSTM(units, dropout=dropout_rate))
+        recurrent = keras.layers.Bidirectional(
+            keras.layers.LSTM(units, dropout=dropout_rate, return_sequences=every_step)
+        )
     else:
         raise ValueError(
             f"architecture must be one of {', '.join(ARCHITECTURES)}, got {architecture!r}"
         )
+    pooled = [keras.layers.GlobalMaxPooling1D()] if every_step else []
     model = keras.Sequential(
         [
             keras.Input(shape=(maxlen,), dtype="int32", name="token_ids"),
             keras.layers.Embedding(num_words, embedding_dim),
             recurrent,
+            *pooled,
             keras.layers.Dense(1, activation="sigmoid"),
         ],
         name=f"review_sentiment_{architecture}",
@@ -140,6 +156,7 @@ def train_model(
         maxlen=maxlen,
         embedding_dim=config.embedding_dim,
         units=config.units,
+        pooling=config.pooling,
         dropout_rate=config.dropout_rate,
         learning_rate=config.learning_rate,
     )
@@ -176,13 +193,21 @@ def train_model(
 
 
 def epoch_logger(logger: Any, epochs: int) -> keras.callbacks.Callback:
-    """A Keras callback that logs each epoch to the Prefect run log (and so the terminal)."""
+    """A Keras callback that reports each epoch in the run log and a UI progress artifact."""
     import keras
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+    progress_id = create_progress_artifact(0.0, description=f"training: 0 of {epochs} epochs")
 
     class EpochLogger(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             shown = ", ".join(f"{key}={value:.4f}" for key, value in (logs or {}).items())
             logger.info("epoch %d/%d: %s", epoch + 1, epochs, shown)
+            update_progress_artifact(
+                progress_id,
+                100.0 * (epoch + 1) / epochs,
+                description=f"training: {epoch + 1} of {epochs} epochs",
+            )
 
     return EpochLogger()
 

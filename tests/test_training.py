@@ -28,6 +28,13 @@ def test_build_model_follows_the_tutorial(architecture: str, recurrent: str) -> 
     assert scores.shape == (3, 1) and np.all((scores > 0) & (scores < 1))
 
 
+def test_max_pooling_reads_every_time_step() -> None:
+    model = build_model("gru", num_words=100, maxlen=12, embedding_dim=6, units=5, pooling="max")
+    layers = [type(layer).__name__ for layer in model.layers]
+    assert layers == ["Embedding", "GRU", "GlobalMaxPooling1D", "Dense"]
+    assert model.layers[1].return_sequences is True
+
+
 def test_defaults_are_the_tutorials() -> None:
     config = TrainingConfig()
     assert (config.architecture, config.embedding_dim, config.units) == ("lstm", 32, 32)
@@ -43,6 +50,7 @@ def test_defaults_are_the_tutorials() -> None:
         ({"architecture": "transformer"}, "architecture"),
         ({"validation_split": 1.0}, "validation_split"),
         ({"epochs": 0}, "epochs"),
+        ({"pooling": "mean"}, "pooling"),
     ],
 )
 def test_impossible_config_is_named(change: dict, parameter: str) -> None:
