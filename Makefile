@@ -53,3 +53,26 @@ server: venv
 
 clean:
 	rm -rf $(VENV) .prefect .pytest_cache .ruff_cache
+
+# --- Deployments (README, "Deployments and operations") ------------------------------------------
+# deploy, worker and serve talk to `make server` unless PREFECT_API_URL names another server.
+PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+WORK_POOL ?= review-scoring
+# Where the worker's flow runs start (prefect.yaml's pull step): this checkout.
+REVIEW_SCORING_PROJECT_DIR ?= $(CURDIR)
+
+.PHONY: deploy worker serve
+
+# Work pools, the deployments of prefect.yaml, and the failure alert when
+# REVIEW_SCORING_ALERT_WEBHOOK_URL is set. REVIEW_SCORING_SCHEDULE_CRON / _TIMEZONE move the night.
+deploy: venv
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.deploy
+
+# A worker for the project's process pool: it runs the deployments' flow runs as subprocesses.
+worker: venv
+	PREFECT_API_URL=$(PREFECT_API_URL) REVIEW_SCORING_PROJECT_DIR=$(REVIEW_SCORING_PROJECT_DIR) \
+		$(BIN)/prefect worker start --pool $(WORK_POOL) --type process
+
+# The one-process alternative to deploy + worker: serves both deployments until stopped.
+serve: venv
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.serve

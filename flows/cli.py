@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from model_store import ModelStoreError
+
 __all__ = ["build_parser", "main"]
 
 
@@ -23,7 +25,12 @@ def _add_model_options(parser: argparse.ArgumentParser, params_class: type[BaseM
         options = [
             argument for argument in typing.get_args(annotation) if argument is not type(None)
         ]
-        base = options[0] if options else annotation
+        # Optional[X] -> X; a bare Literal keeps its values.
+        base = (
+            options[0]
+            if typing.get_origin(annotation) is not typing.Literal and options
+            else annotation
+        )
         help_text = field.description or ""
         if base is bool:
             parser.add_argument(
@@ -94,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"error: {problems}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError, ModelStoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -1,0 +1,485 @@
+"""Benchmark the scoring flow against raw `model.predict` and a naive script; peak memory by size.
+
+    python bench/bench_scoring.py                          # 100k and 1M rows, tutorial LSTM
+    python bench/bench_scoring.py --rows 20000 --naive-rows 5000 --raw-rows 20000   # quick look
+
+Every measurement runs in its own subprocess, so each peak RSS (ru_maxrss) is that run's alone.
+Input is IMDB review text from ../shared/data/imdb repeated to size (ids made unique), written
+once into --work-dir and reused. Without --model-store the tutorial architecture, untrained
+(throughput does not depend on the weights), is registered in a temporary store with the Keras
+word index.
+
+Measured:
+  flow       score_flow end to end (model load, fingerprint, read, tokenize, predict, write)
+  raw        model.predict(batch_size=1024) on ids already padded (the ceiling to compare with)
+  naive      pandas reads everything, Python tokenizes, model.predict at its default batch size
+             (timed after its model load, which is generous to it)
+  stages     one record batch stream of the flow's work split up: read, tokenize, predict, write
+  overlap    the same rows in one process, interleaved, so the ratios share one machine load:
+             naive work, raw predict, predict_on_batch, score_file with and without prefetch
+
+The machine is shared, so compare ratios from one run (best the `overlap` A/B) rather than
+figures from different moments; each figure records `cores_busy` where it helps to read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPOSITORY.parent / "shared" / "data" / "imdb"
+MODEL_NAME = "bench-lstm"
+
+
+# ----------------------------------------------------------------------------- preparation
+
+
+def write_input(data_dir: Path, rows: int, path: Path, row_group_rows: int = 10_000) -> Path:
+    """IMDB texts repeated to `rows`, streamed to Parquet so this step's memory stays small."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.exists() and pq.read_metadata(path).num_rows == rows:
+        return path
+    source = pa.concat_tables(
+        [
+            pq.read_table(data_dir / name, columns=["review_id", "text"])
+            for name in ("train.parquet", "test.parquet")
+        ]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    schema = pa.schema([("review_id", pa.string()), ("text", pa.string())])
+    written = 0
+    with pq.ParquetWriter(temporary, schema, compression="zstd") as writer:
+        repeat = 0
+        while written < rows:
+            take = min(source.num_rows, rows - written)
+            chunk = source.slice(0, take)
+            ids = [f"{review_id}#{repeat}" for review_id in chunk.column("review_id").to_pylist()]
+            table = pa.table({"review_id": ids, "text": chunk.column("text")}, schema=schema)
+            writer.write_table(table, row_group_size=row_group_rows)
+            written += take
+            repeat += 1
+    os.replace(temporary, path)
+    return path
+
+
+def register_tutorial_model(store_root: Path, data_dir: Path) -> tuple[str, str]:
+    """Embedding(10000, 32) -> LSTM(32) -> Dense(1, sigmoid) on 250 ids, untrained."""
+    from model_store import ModelStore
+    from tasks.text import Vocabulary
+    from tasks.training import build_model
+
+    vocabulary = Vocabulary.from_word_index_file(
+        data_dir / "imdb_word_index.json", num_words=10_000, maxlen=250
+    )
+    model = build_model("lstm", num_words=10_000, maxlen=250, embedding_dim=32, units=32)
+    store = ModelStore(store_root)
+    version = store.register(
+        MODEL_NAME,
+        model,
+        vocabulary.to_dict(),
+        params={"architecture": "lstm", "note": "untrained, for throughput only"},
+        metrics={},
+        data_fingerprint="bench",
+    )
+    store.set_alias(MODEL_NAME, "champion", version.version)
+    return MODEL_NAME, "champion"
+
+
+# ------------------------------------------------------------------------ measured children
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def child_flow(args: argparse.Namespace) -> dict[str, Any]:
+    from flows.scoring import ScoreParams, run_scoring
+
+    params = ScoreParams(
+        input_path=args.input,
+        output_root=args.output,
+        model_store_root=args.model_store,
+        model_name=args.model_name,
+        model_ref=args.ref,
+        batch_size=args.batch_size,
+        max_concurrent_files=args.max_concurrent_files,
+    )
+    started = time.perf_counter()
+    summary = run_scoring(params)
+    seconds = time.perf_counter() - started
+    return {
+        "rows": summary.rows_scored,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(summary.rows_scored / seconds, 1),
+        "scoring_phase_rows_per_second": summary.rows_per_second,
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+    }
+
+
+def _load(args: argparse.Namespace):
+    from model_store import ModelStore
+    from tasks.text import Vocabulary
+
+    loaded = ModelStore(args.model_store).load(args.model_name, args.ref)
+    return loaded.model, Vocabulary.from_dict(loaded.vocabulary)
+
+
+def child_raw(args: argparse.Namespace) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from tasks.text import encode_texts, pad_sequences
+
+    model, vocabulary = _load(args)
+    texts = pq.read_table(args.input, columns=["text"]).column("text").to_pylist()[: args.rows]
+    token_ids = pad_sequences(encode_texts(texts, vocabulary), vocabulary.maxlen)
+    model.predict(token_ids[:2048], batch_size=1024, verbose=0)  # build and trace first
+    started = time.perf_counter()
+    model.predict(token_ids, batch_size=1024, verbose=0)
+    seconds = time.perf_counter() - started
+    return {
+        "rows": len(token_ids),
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(len(token_ids) / seconds, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+    }
+
+
+def child_naive(args: argparse.Namespace) -> dict[str, Any]:
+    """What a first script does: everything in memory, default predict, one write."""
+    import numpy as np
+    import pandas as pd
+
+    from tasks.text import encode_texts, pad_sequences
+
+    model, vocabulary = _load(args)
+    started = time.perf_counter()  # after the model load: generous to the naive script
+    frame = pd.read_parquet(args.input).head(args.rows)
+    token_ids = pad_sequences(encode_texts(frame["text"].tolist(), vocabulary), vocabulary.maxlen)
+    scores = model.predict(token_ids, verbose=0).reshape(-1)
+    frame["score"] = scores.astype(np.float32)
+    frame["label"] = np.where(scores >= 0.5, "positive", "negative")
+    frame.drop(columns=["text"]).to_parquet(Path(args.output) / "naive.parquet")
+    seconds = time.perf_counter() - started
+    return {
+        "rows": len(frame),
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(len(frame) / seconds, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+    }
+
+
+def child_stages(args: argparse.Namespace) -> dict[str, Any]:
+    """Where the flow's time goes: its per-batch work one stage at a time (no overlap), in
+    wall seconds and in CPU seconds (process time, so TensorFlow's own threads count). CPU
+    seconds per row do not depend on how busy the shared machine is."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tasks.prediction import classify_texts, keras_predictor
+    from tasks.text import encode_texts, pad_sequences
+
+    model, vocabulary = _load(args)
+    predict = keras_predictor(model)
+    id_table = vocabulary.id_table()
+    stages = ("read", "classify", "tokenize", "pad", "predict", "write")
+    wall = dict.fromkeys(stages, 0.0)
+    cpu = dict.fromkeys(stages, 0.0)
+    predict(np.zeros((args.batch_size, vocabulary.maxlen), dtype=np.int32))  # trace first
+    predict(np.zeros((args.batch_size - 1, vocabulary.maxlen), dtype=np.int32))
+    raw_input = pad_sequences(encode_texts(["warm up"] * 2048, vocabulary), vocabulary.maxlen)
+    model.predict(raw_input, batch_size=1024, verbose=0)
+    parquet = pq.ParquetFile(args.input, pre_buffer=False)
+    batches = parquet.iter_batches(batch_size=args.batch_size)
+    sink = pq.ParquetWriter(Path(args.output) / "stages.parquet", pa.schema([("s", pa.float32())]))
+    rows = 0
+    all_ids = []
+    marks = [time.perf_counter(), time.process_time()]
+
+    def lap(stage: str) -> None:
+        now = [time.perf_counter(), time.process_time()]
+        wall[stage] += now[0] - marks[0]
+        cpu[stage] += now[1] - marks[1]
+        marks[:] = now
+
+    while rows < args.rows:
+        marks[:] = [time.perf_counter(), time.process_time()]
+        batch = next(batches, None)
+        if batch is None:
+            break
+        lap("read")
+        _, _, texts = classify_texts(batch.column("text"))
+        lap("classify")
+        sequences = encode_texts(texts, vocabulary, id_table)
+        lap("tokenize")
+        token_ids = pad_sequences(sequences, vocabulary.maxlen)
+        lap("pad")
+        scores = predict(token_ids)
+        lap("predict")
+        sink.write_table(pa.table({"s": scores}))
+        lap("write")
+        all_ids.append(token_ids)
+        rows += batch.num_rows
+    sink.close()
+    # The baseline on the same ids, for CPU per row: model.predict(batch_size=1024).
+    padded = np.concatenate(all_ids)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    model.predict(padded, batch_size=1024, verbose=0)
+    raw_wall, raw_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+
+    def per_row(seconds: float) -> float:
+        return round(seconds / rows * 1e6, 1)
+
+    preparing = sum(cpu[stage] for stage in ("read", "classify", "tokenize", "pad"))
+    # With the tokenizing thread and two free cores, a batch costs the larger of its two
+    # threads' CPU (and at least half the total): a projection, not a measurement.
+    projected = rows / max(preparing, cpu["predict"] + cpu["write"], sum(cpu.values()) / 2)
+    return {
+        "rows": rows,
+        "batch_size": args.batch_size,
+        "cpu_microseconds_per_row": {stage: per_row(cpu[stage]) for stage in stages},
+        "wall_microseconds_per_row": {stage: per_row(wall[stage]) for stage in stages},
+        "raw_predict_1024_cpu_microseconds_per_row": per_row(raw_cpu),
+        "raw_predict_1024_cores_busy": round(raw_cpu / raw_wall, 2),
+        "cpu_share_tokenizing": round(preparing / sum(cpu.values()), 3),
+        "projected_flow_rows_per_second_on_2_free_cores": round(projected, 1),
+        "raw_predict_rows_per_second_per_cpu_second": round(rows / raw_cpu, 1),
+    }
+
+
+def child_overlap(args: argparse.Namespace) -> dict[str, Any]:
+    """A/B in one process under the same load: the naive script's tokenize + default predict,
+    raw predict, a predict_on_batch loop, and the flow's per-file function with and without the
+    tokenizing thread. Best of two rounds."""
+    import pyarrow.parquet as pq
+
+    from tasks.prediction import ModelRef, ScoringJob, ScoringModel, keras_predictor, score_file
+    from tasks.text import encode_texts, pad_sequences
+
+    model, vocabulary = _load(args)
+    scoring_model = ScoringModel.create(
+        args.model_name, 1, vocabulary, keras_predictor(model), manifest={}
+    )
+    table = pq.read_table(args.input).slice(0, args.rows)
+    path = Path(args.output) / "overlap.parquet"
+    pq.write_table(table, path, row_group_size=10_000)
+    texts = table.column("text").to_pylist()
+    token_ids = pad_sequences(encode_texts(texts, vocabulary), vocabulary.maxlen)
+    model.predict(token_ids[:2048], batch_size=1024, verbose=0)
+    scoring_model.predict(token_ids[: args.batch_size])
+    scoring_model.predict(token_ids[: args.batch_size - 1])  # both traces done up front
+
+    def file_run(depth: int) -> None:
+        job = ScoringJob(
+            input_path=str(path),
+            output_path=str(Path(args.output) / f"depth{depth}" / "overlap.parquet"),
+            stem="overlap",
+            model=ModelRef(store_root="", name=args.model_name, version=1),
+            batch_size=args.batch_size,
+        )
+        Path(job.output_path).unlink(missing_ok=True)
+        score_file(job, scoring_model, prefetch_batches=depth)
+
+    def on_batch() -> None:
+        for start in range(0, len(token_ids), args.batch_size):
+            scoring_model.predict(token_ids[start : start + args.batch_size])
+
+    def naive() -> None:  # the naive script's work after its read: tokenize, default predict
+        ids = pad_sequences(encode_texts(texts, vocabulary), vocabulary.maxlen)
+        model.predict(ids, verbose=0)
+
+    runs = {
+        "naive_tokenize_and_predict_default_batch": naive,
+        "raw_predict_1024": lambda: model.predict(token_ids, batch_size=1024, verbose=0),
+        "predict_on_batch_loop": on_batch,
+        "score_file_prefetch": lambda: file_run(2),
+        "score_file_serial": lambda: file_run(0),
+    }
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(2):
+        for name, run in runs.items():
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            started = time.perf_counter()
+            run()
+            wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+            speed = round(len(texts) / wall, 1)
+            if name not in best or speed > best[name]["rows_per_second"]:
+                best[name] = {"rows_per_second": speed, "cores_busy": round(cpu / wall, 2)}
+    return {"rows": len(texts), "batch_size": args.batch_size, "best_of_two": best}
+
+
+CHILDREN = {
+    "flow": child_flow,
+    "raw": child_raw,
+    "naive": child_naive,
+    "stages": child_stages,
+    "overlap": child_overlap,
+}
+
+
+def run_child(kind: str, args: argparse.Namespace, **overrides: Any) -> dict[str, Any]:
+    """One measurement in a fresh process; returns the JSON it prints last."""
+    options = {
+        "input": None,
+        "output": None,
+        "rows": 0,
+        "model_store": args.model_store,
+        "model_name": args.model_name,
+        "ref": args.ref,
+        "batch_size": args.batch_size,
+        "max_concurrent_files": args.max_concurrent_files,
+    }
+    options.update(overrides)
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", kind]
+    for key, value in options.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PREFECT_API_URL": args.api_url}
+    completed = subprocess.run(
+        command, cwd=REPOSITORY, env=environment, capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{kind} child failed:\n{completed.stderr[-4000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+@contextlib.contextmanager
+def prefect_api(api_url: str | None) -> Iterator[str]:
+    """The given Prefect API, or a temporary server started once, so no run pays for one."""
+    if api_url:
+        yield api_url
+        return
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield str(PREFECT_API_URL.value())
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", default="100000,1000000", help="comma-separated flow sizes")
+    parser.add_argument("--raw-rows", type=int, default=50_000, help="rows for raw predict")
+    parser.add_argument("--naive-rows", type=int, default=20_000, help="rows for the naive run")
+    parser.add_argument("--stage-rows", type=int, default=20_000, help="rows for the breakdown")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--max-concurrent-files", type=int, default=1)
+    parser.add_argument("--model-store", default=None, help="store root; default: a temp store")
+    parser.add_argument("--model-name", default=None)
+    parser.add_argument("--ref", default="champion")
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="IMDB Parquet folder")
+    parser.add_argument("--work-dir", default=str(REPOSITORY / "bench" / "results" / "work"))
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument(
+        "--api-url",
+        default=os.environ.get("PREFECT_API_URL"),
+        help="Prefect API to use; default: PREFECT_API_URL, else a temporary server",
+    )
+    # For the measured children only.
+    parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        args.rows = int(args.rows)
+        print(json.dumps(CHILDREN[args.child](args)))
+        return 0
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    work_dir = Path(args.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(args.data_dir)
+    sizes = [int(size) for size in args.rows.split(",") if size.strip()]
+    with contextlib.ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=work_dir)))
+        args.api_url = stack.enter_context(prefect_api(args.api_url))
+        if args.model_store is None:
+            args.model_store = str(scratch / "models")
+            args.model_name, args.ref = register_tutorial_model(Path(args.model_store), data_dir)
+        elif args.model_name is None:
+            from flows.settings import get_settings
+
+            args.model_name = get_settings().model_name
+
+        results: dict[str, Any] = {"batch_size": args.batch_size, "cpus": os.cpu_count()}
+        sample = write_input(
+            data_dir,
+            max(args.raw_rows, args.naive_rows, args.stage_rows),
+            work_dir / "inputs" / "sample.parquet",
+        )
+        results["raw"] = run_child("raw", args, input=sample, rows=args.raw_rows)
+        print(f"raw predict(batch_size=1024): {results['raw']}", flush=True)
+        results["stages"] = run_child(
+            "stages", args, input=sample, output=scratch, rows=args.stage_rows
+        )
+        print(f"stages (CPU per row, sequential): {results['stages']}", flush=True)
+        results["overlap"] = run_child(
+            "overlap", args, input=sample, output=scratch, rows=args.stage_rows
+        )
+        print(f"same-process A/B: {results['overlap']}", flush=True)
+        naive_out = scratch / "naive"
+        naive_out.mkdir()
+        results["naive"] = run_child(
+            "naive", args, input=sample, output=naive_out, rows=args.naive_rows
+        )
+        print(f"naive script: {results['naive']}", flush=True)
+        results["flow"] = {}
+        for size in sizes:
+            path = write_input(
+                data_dir, size, work_dir / "inputs" / f"rows{size}" / "reviews.parquet"
+            )
+            flow_result = run_child(
+                "flow", args, input=path, output=scratch / f"out{size}", rows=size
+            )
+            results["flow"][size] = flow_result
+            print(f"flow {size} rows: {flow_result}", flush=True)
+
+    raw_speed = results["raw"]["rows_per_second"]
+    naive_speed = results["naive"]["rows_per_second"]
+    print("\nsummary")
+    for size, flow_result in results["flow"].items():
+        speed = flow_result["rows_per_second"]
+        print(
+            f"  flow {size:>9,} rows: {speed:8.1f} rows/s = {speed / raw_speed:.2f}x raw predict, "
+            f"{speed / naive_speed:.2f}x naive; peak RSS {flow_result['peak_rss_mib']:.0f} MiB"
+        )
+    for name, key in (("raw predict", "raw"), ("naive script", "naive")):
+        speed = results[key]["rows_per_second"]
+        peak = results[key]["peak_rss_mib"]
+        print(f"  {name + ':':14}{speed:8.1f} rows/s (peak RSS {peak:.0f} MiB)")
+    if len(sizes) >= 2:
+        small, large = results["flow"][sizes[0]], results["flow"][sizes[-1]]
+        print(
+            f"  peak RSS {sizes[-1]:,} / {sizes[0]:,} rows: "
+            f"{large['peak_rss_mib'] / small['peak_rss_mib']:.2f}x"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,452 @@
+"""score_flow end to end on a real store with a tiny trained model (Prefect's test harness).
+
+Covers row accounting, encoding parity with the training code path, incremental reruns, bad
+files, early model errors, a SIGKILLed run resumed exactly once, and a Dask cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flows.scoring import (
+    ScoreParams,
+    ScoringFailedError,
+    build_task_runner,
+    run_scoring,
+    score_flow,
+)
+from model_store import ModelStore, NotFoundError
+from tasks.data import load_parquet_reviews, pad_data
+from tasks.evaluation import evaluate_model
+from tasks.prediction import load_scoring_model
+from tasks.text import Vocabulary, encode_texts, pad_sequences
+from tasks.training import TrainingConfig, train_model
+from tests.synthetic import make_review, write_labeled_dataset
+
+MODEL_NAME = "tiny-sentiment"
+NUM_WORDS = 60
+MAXLEN = 16
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding v1 of a tiny model trained by the training code path, as champion."""
+    root = tmp_path_factory.mktemp("models")
+    folder = write_labeled_dataset(
+        tmp_path_factory.mktemp("labeled"), train_rows=400, test_rows=100
+    )
+    data = load_parquet_reviews(folder, num_words=NUM_WORDS, maxlen=MAXLEN)
+    padded = pad_data(data)
+    config = TrainingConfig(embedding_dim=8, units=8, epochs=3, batch_size=32, learning_rate=0.01)
+    trained = train_model(padded, config, num_words=NUM_WORDS, maxlen=MAXLEN)
+    metrics = evaluate_model(trained.model, padded)
+    store = ModelStore(root)
+    version = store.register(
+        MODEL_NAME,
+        trained.model,
+        data.vocabulary.to_dict(),
+        params={"epochs": 3},
+        metrics=metrics,
+        data_fingerprint=data.fingerprint,
+    )
+    store.set_alias(MODEL_NAME, "champion", version.version)
+    return root
+
+
+def write_reviews(path: Path, rows: int, seed: int, with_ids: bool = True) -> Path:
+    """Synthetic short reviews; with ids `<stem>/<row>` unless told otherwise."""
+    import random
+
+    generator = random.Random(seed)
+    columns: dict[str, Any] = {
+        "text": [make_review(generator.random() < 0.5, generator) for _ in range(rows)],
+        "day": pa.array([seed] * rows, type=pa.int32()),
+    }
+    if with_ids:
+        columns["review_id"] = [f"{path.stem}/{row}" for row in range(rows)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path, row_group_size=max(rows // 3, 1))
+    return path
+
+
+def write_messy(path: Path) -> Path:
+    """Nulls, empty and blank texts, a very long text, odd Unicode, duplicate ids, extra columns."""
+    texts = [
+        "Great movie, loved it",
+        None,
+        "",
+        "  \n\t",
+        "terrible boring awful " * 20_000,
+        "Ünïcödé 🎬 — 映画 wonderful\u200b \u3000 ",
+        "dull",
+        None,
+        "superb",
+    ]
+    table = pa.table(
+        {
+            "review_id": ["a", "b", "a", "c", "d", "a", "e", "f", "g"],
+            "text": pa.array(texts, type=pa.string()),
+            "label": pa.array([1, 0, 1, 0, 0, 1, 0, 1, 1], type=pa.int8()),
+            "note": [f"n{index}" for index in range(len(texts))],
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return path
+
+
+def params_for(model_store_root: Path, input_path: Path | str, output_root: Path, **more: Any):
+    return ScoreParams(
+        input_path=str(input_path),
+        output_root=str(output_root),
+        model_store_root=str(model_store_root),
+        model_name=MODEL_NAME,
+        **more,
+    )
+
+
+def output_tables(output_dir: Path) -> dict[str, pa.Table]:
+    return {path.stem: pq.read_table(path) for path in sorted(output_dir.glob("*.parquet"))}
+
+
+def test_every_input_row_gives_one_output_row_with_the_version(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "reviews"
+    write_reviews(inputs / "normal.parquet", rows=250, seed=1)
+    write_reviews(inputs / "noids.parquet", rows=40, seed=2, with_ids=False)
+    write_messy(inputs / "messy.parquet")
+    params = params_for(model_store_root, inputs, tmp_path / "out", batch_size=64)
+
+    state = score_flow(params, return_state=True)
+    assert state.is_completed()
+    summary = state.result()
+    output_dir = tmp_path / "out" / MODEL_NAME / "v1"
+    assert summary["model_version"] == 1 and summary["output_dir"] == str(output_dir)
+    assert (summary["files_total"], summary["files_scored"], summary["files_failed"]) == (3, 3, 0)
+    assert summary["rows"] == summary["rows_scored"] == 250 + 40 + 9
+    assert summary["rejected_by_reason"] == {"empty_text": 2, "null_text": 2}
+
+    outputs = output_tables(output_dir)
+    assert set(outputs) == {"normal", "noids", "messy"}
+    for stem, table in outputs.items():
+        source = pq.read_table(inputs / f"{stem}.parquet")
+        assert table.num_rows == source.num_rows
+        assert set(table.column("model_version").to_pylist()) == {1}
+        assert set(table.column("model_name").to_pylist()) == {MODEL_NAME}
+        expected_ids = (
+            source.column("review_id").to_pylist()
+            if "review_id" in source.column_names
+            else [f"{stem}:{row}" for row in range(source.num_rows)]
+        )
+        assert table.column("review_id").to_pylist() == expected_ids
+    messy = outputs["messy"]
+    assert messy.column("status").to_pylist() == [
+        "ok",
+        "null_text",
+        "empty_text",
+        "empty_text",
+        "ok",
+        "ok",
+        "ok",
+        "null_text",
+        "ok",
+    ]
+    assert messy.column("input_label").to_pylist() == [1, 0, 1, 0, 0, 1, 0, 1, 1]
+    assert messy.column("note").to_pylist()[-1] == "n8"
+    assert outputs["normal"].column("day").to_pylist() == [1] * 250
+    assert not list(output_dir.glob(".*"))  # no temporaries left
+
+    artifacts = _artifacts_of(state.state_details.flow_run_id)
+    assert {"scoring-progress", "scoring-summary", "scoring-score-distribution"} <= set(artifacts)
+    assert artifacts["scoring-progress"].data == 100.0
+    assert "test split" in artifacts["scoring-score-distribution"].data
+
+
+def _artifacts_of(flow_run_id: Any) -> dict[str, Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return {artifact.key: artifact for artifact in artifacts if artifact.key}
+
+
+def test_flow_scores_equal_the_model_on_training_encoded_reviews(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    texts = [
+        "Great wonderful film, loved the actors!",
+        "Awful. Boring plot<br />and clumsy scenes",
+        "the movie " * 40 + "superb",  # longer than maxlen: truncated as in training
+        "Unknownword zzz qqq",
+        "DULL dull Dull waste",
+    ]
+    inputs = tmp_path / "reviews"
+    inputs.mkdir()
+    pq.write_table(pa.table({"text": texts}), inputs / "parity.parquet")
+    summary = run_scoring(params_for(model_store_root, inputs, tmp_path / "out", batch_size=2))
+
+    loaded = ModelStore(model_store_root).load(MODEL_NAME, "champion")
+    vocabulary = Vocabulary.from_dict(loaded.vocabulary)
+    token_ids = pad_sequences(
+        encode_texts(texts, vocabulary),
+        vocabulary.maxlen,
+        padding=vocabulary.padding,
+        truncating=vocabulary.truncating,
+    )
+    expected = loaded.model.predict(token_ids, verbose=0).reshape(-1)
+    output = pq.read_table(Path(summary.output_dir) / "parity.parquet")
+    np.testing.assert_allclose(output.column("score").to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert output.column("label").to_pylist() == [
+        "positive" if score >= 0.5 else "negative" for score in expected
+    ]
+
+
+def test_rerun_skips_done_files_and_picks_up_new_ones(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "reviews"
+    write_reviews(inputs / "day1.parquet", rows=30, seed=1)
+    write_reviews(inputs / "day2.parquet", rows=30, seed=2)
+    params = params_for(model_store_root, inputs, tmp_path / "out")
+    first = run_scoring(params)
+    assert (first.files_scored, first.files_skipped) == (2, 0)
+    output = tmp_path / "out" / MODEL_NAME / "v1" / "day1.parquet"
+    written = output.stat().st_mtime_ns
+
+    write_reviews(inputs / "day3.parquet", rows=30, seed=3)
+    second = run_scoring(params)
+    assert (second.files_scored, second.files_skipped, second.rows_scored) == (1, 2, 30)
+    assert second.rows == 90 and second.model_version == 1
+    assert output.stat().st_mtime_ns == written  # untouched
+
+
+def test_a_bad_file_fails_alone_and_the_flow_ends_failed(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "reviews"
+    write_reviews(inputs / "good.parquet", rows=20, seed=1)
+    (inputs / "broken.parquet").write_text("this is not parquet")
+    pq.write_table(pa.table({"body": ["no text column"]}), inputs / "notext.parquet")
+    pq.write_table(pa.table({"text": pa.array([], type=pa.string())}), inputs / "empty.parquet")
+
+    state = score_flow(params_for(model_store_root, inputs, tmp_path / "out"), return_state=True)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, ScoringFailedError)
+    summary = error.summary
+    assert summary["files_scored"] == 1 and summary["files_failed"] == 3
+    failed = {Path(failure["input_path"]).name: failure["error"] for failure in summary["failures"]}
+    assert set(failed) == {"broken.parquet", "notext.parquet", "empty.parquet"}
+    for name, message in failed.items():
+        assert name in message
+    assert "no rows" in failed["empty.parquet"] and "'text'" in failed["notext.parquet"]
+    output_dir = tmp_path / "out" / MODEL_NAME / "v1"
+    assert [path.name for path in output_dir.iterdir()] == ["good.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("model_name", "model_ref"), [(MODEL_NAME, "no-such-alias"), ("no-such-model", "champion")]
+)
+def test_unknown_model_or_alias_fails_before_any_file_is_read(
+    prefect_api: None, model_store_root: Path, tmp_path: Path, model_name: str, model_ref: str
+) -> None:
+    params = ScoreParams(
+        input_path=str(tmp_path / "does-not-exist"),  # reading it would raise FileNotFoundError
+        output_root=str(tmp_path / "out"),
+        model_store_root=str(model_store_root),
+        model_name=model_name,
+        model_ref=model_ref,
+    )
+    with pytest.raises(NotFoundError):
+        score_flow(params)
+    assert not (tmp_path / "out").exists()
+
+
+def test_overlapping_input_and_output_are_refused(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "reviews"
+    write_reviews(inputs / "day1.parquet", rows=5, seed=1)
+    with pytest.raises(ValueError, match="overlap"):
+        score_flow(params_for(model_store_root, inputs, inputs / "predictions"))
+    assert not (inputs / "predictions").exists()
+
+
+def test_a_version_is_loaded_once_per_process(model_store_root: Path) -> None:
+    first = load_scoring_model(str(model_store_root), MODEL_NAME, 1)
+    again = load_scoring_model(str(model_store_root / "."), MODEL_NAME, 1)
+    assert again is first and first.version == 1
+    assert first.vocabulary.maxlen == MAXLEN and first.vocabulary.num_words == NUM_WORDS
+
+
+def test_a_damaged_version_fails_before_any_file_is_read(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from model_store import IntegrityError
+
+    damaged_root = tmp_path / "models"
+    shutil.copytree(model_store_root, damaged_root)
+    model_file = damaged_root / MODEL_NAME / "versions" / "1" / "model.keras"
+    model_file.write_bytes(model_file.read_bytes() + b"tampered")
+    with pytest.raises(IntegrityError):
+        score_flow(params_for(damaged_root, tmp_path / "does-not-exist", tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_params_are_checked_and_runners_built() -> None:
+    with pytest.raises(ValueError, match="dask_address"):
+        ScoreParams(task_runner="dask")
+    with pytest.raises(ValueError, match="batch_size"):
+        ScoreParams(batch_size=0)
+    with pytest.raises(ValueError, match="must differ"):
+        ScoreParams(text_column="x", id_column="x")
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    threads = build_task_runner(ScoreParams(max_concurrent_files=3))
+    assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == 3
+    local = build_task_runner(ScoreParams(task_runner="local-dask", max_concurrent_files=2))
+    assert isinstance(local, DaskTaskRunner)
+    assert local.cluster_kwargs == {"n_workers": 2, "threads_per_worker": 1, "processes": True}
+    remote = build_task_runner(ScoreParams(task_runner="dask", dask_address="tcp://h:8786"))
+    assert remote.address == "tcp://h:8786"
+    schema = ScoreParams.model_json_schema()["properties"]
+    assert schema["batch_size"]["minimum"] == 1 and schema["batch_size"]["description"]
+
+
+CHILD_SCRIPT = """
+import json, sys
+from flows.scoring import ScoreParams, run_scoring
+run_scoring(ScoreParams.model_validate(json.loads(sys.argv[1])))
+"""
+
+
+def test_a_killed_run_resumes_and_every_row_appears_exactly_once(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    inputs = tmp_path / "reviews"
+    files = 6
+    rows_per_file = 2_000
+    for number in range(files):
+        write_reviews(inputs / f"part{number}.parquet", rows=rows_per_file, seed=number)
+    # Small batches and one file at a time make the run slow enough to kill it midway.
+    params = params_for(
+        model_store_root, inputs, tmp_path / "out", batch_size=8, max_concurrent_files=1
+    )
+    output_dir = tmp_path / "out" / MODEL_NAME / "v1"
+    environment = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_SCRIPT, params.model_dump_json()],
+        cwd=REPOSITORY,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not list(output_dir.glob("*.parquet")):
+            assert child.poll() is None, child.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no output appeared in time"
+            time.sleep(0.02)
+        time.sleep(0.3)  # into the next file
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stderr.close()
+    done_at_kill = sorted(path.stem for path in output_dir.glob("*.parquet"))
+    temporaries_at_kill = list(output_dir.glob(".*.tmp"))
+    assert 1 <= len(done_at_kill) < files, done_at_kill
+
+    summary = run_scoring(params)
+    assert summary.files_skipped == len(done_at_kill)
+    assert summary.files_scored == files - len(done_at_kill)
+    assert not list(output_dir.glob(".*")), "temporary files remain"
+    ids = []
+    for path in sorted(output_dir.glob("*.parquet")):
+        ids.extend(pq.read_table(path, columns=["review_id"]).column("review_id").to_pylist())
+    expected = [f"part{n}/{row}" for n in range(files) for row in range(rows_per_file)]
+    assert sorted(ids) == sorted(expected)  # every input row exactly once
+    print(
+        json.dumps(
+            {
+                "files": files,
+                "rows": len(expected),
+                "outputs_at_kill": len(done_at_kill),
+                "temporaries_at_kill": len(temporaries_at_kill),
+                "rerun_scored": summary.files_scored,
+                "rerun_skipped": summary.files_skipped,
+                "output_rows": len(ids),
+            }
+        )
+    )
+
+
+def test_a_dask_cluster_gives_the_same_output_as_threads(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    from distributed import LocalCluster
+
+    inputs = tmp_path / "reviews"
+    write_reviews(inputs / "day1.parquet", rows=120, seed=1)
+    write_reviews(inputs / "day2.parquet", rows=80, seed=2, with_ids=False)
+    write_messy(inputs / "messy.parquet")
+    threads = run_scoring(params_for(model_store_root, inputs, tmp_path / "threads", batch_size=32))
+    # One worker process (importing TensorFlow is the slow part), two files at a time in it.
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None
+    ) as cluster:
+        dask = run_scoring(
+            params_for(
+                model_store_root,
+                inputs,
+                tmp_path / "dask",
+                batch_size=32,
+                task_runner="dask",
+                dask_address=cluster.scheduler_address,
+            )
+        )
+    assert (dask.files_scored, dask.rows, dask.model_version) == (3, threads.rows, 1)
+    from_threads = output_tables(Path(threads.output_dir))
+    from_dask = output_tables(Path(dask.output_dir))
+    assert set(from_threads) == set(from_dask) == {"day1", "day2", "messy"}
+    for stem, table in from_threads.items():
+        other = from_dask[stem]
+        assert table.schema.remove_metadata() == other.schema.remove_metadata()
+        for name in table.column_names:
+            if name == "scored_at":
+                continue
+            if name == "score":
+                np.testing.assert_allclose(
+                    table.column(name).to_numpy(zero_copy_only=False).astype(float),
+                    other.column(name).to_numpy(zero_copy_only=False).astype(float),
+                    rtol=1e-6,
+                )
+            else:
+                assert table.column(name).equals(other.column(name)), (stem, name)
