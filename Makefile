@@ -45,7 +45,7 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/bench_training.py --data ../shared/data/imdb
-	$(BIN)/python bench/bench_scoring.py --data ../shared/data/imdb
+	$(BIN)/python bench/bench_scoring.py --data-dir ../shared/data/imdb
 
 # A local Prefect server and UI on http://127.0.0.1:$(PREFECT_PORT), its SQLite under .prefect/.
 server: venv

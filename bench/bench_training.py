@@ -51,6 +51,18 @@ RUNS: list[tuple[str, dict[str, int], TrainingConfig, tuple[int, ...]]] = [
         replace(TUTORIAL, architecture="lstm", embedding_dim=64, units=64, epochs=3),
         (1,),
     ),
+    (
+        "best",
+        {"num_words": 20_000, "maxlen": 400},
+        replace(TUTORIAL, architecture="gru", pooling="max", embedding_dim=64, epochs=3),
+        (1,),
+    ),
+    (
+        "best",
+        {"num_words": 20_000, "maxlen": 400},
+        replace(TUTORIAL, architecture="bilstm", pooling="max", embedding_dim=64, epochs=3),
+        (1,),
+    ),
 ]
 
 
@@ -84,6 +96,7 @@ def main() -> None:
                 **data_settings,
                 "embedding_dim": run_config.embedding_dim,
                 "units": run_config.units,
+                "pooling": run_config.pooling,
                 "dropout": run_config.dropout_rate,
                 "epochs": run_config.epochs,
                 "best_epoch": trained.best_epoch,

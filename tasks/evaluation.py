@@ -23,6 +23,7 @@ __all__ = [
     "plot_curves",
     "report_task",
     "roc_auc",
+    "score_counts",
     "score_histogram",
     "training_report_markdown",
 ]
@@ -47,9 +48,15 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 
-def score_histogram(scores: np.ndarray, bins: int = HISTOGRAM_BINS) -> list[float]:
-    """Share of scores in each of `bins` equal bins over [0, 1] (the last bin includes 1.0)."""
+def score_counts(scores: np.ndarray, bins: int = HISTOGRAM_BINS) -> np.ndarray:
+    """Scores counted in `bins` equal bins over [0, 1] (the last bin includes 1.0)."""
     counts, _ = np.histogram(np.clip(scores, 0.0, 1.0), bins=bins, range=(0.0, 1.0))
+    return counts.astype(np.int64)
+
+
+def score_histogram(scores: np.ndarray, bins: int = HISTOGRAM_BINS) -> list[float]:
+    """Share of scores in each bin of `score_counts`: the test split's distribution, for drift."""
+    counts = score_counts(scores, bins)
     total = max(int(counts.sum()), 1)
     return [round(float(count) / total, 6) for count in counts]
 

@@ -34,6 +34,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 
+from tasks.evaluation import HISTOGRAM_BINS, score_counts
 from tasks.text import Vocabulary, encode_texts, pad_sequences
 
 if TYPE_CHECKING:
@@ -88,7 +89,6 @@ __all__ = [
 ]
 
 POSITIVE_THRESHOLD = 0.5
-HISTOGRAM_BINS = 10
 STATUS_OK = "ok"
 STATUS_NULL_TEXT = "null_text"
 STATUS_EMPTY_TEXT = "empty_text"
@@ -472,12 +472,6 @@ def encode_for_model(texts: list[str], model: ScoringModel) -> np.ndarray:
     return pad_sequences(
         sequences, vocabulary.maxlen, padding=vocabulary.padding, truncating=vocabulary.truncating
     )
-
-
-def score_counts(scores: np.ndarray) -> np.ndarray:
-    """Counts in 10 equal bins over [0, 1], binned exactly as training's `score_histogram`."""
-    counts, _ = np.histogram(np.clip(scores, 0.0, 1.0), bins=HISTOGRAM_BINS, range=(0.0, 1.0))
-    return counts.astype(np.int64)
 
 
 def prefetched(items: Iterator[T], depth: int = PREFETCH_BATCHES) -> Iterator[T]:
