@@ -28,7 +28,8 @@ KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 PAD_ID = 0
 START_ID = 1
 OOV_ID = 2
-_TRANSLATION = str.maketrans(dict.fromkeys(KERAS_FILTERS, " "))
+# The two-string form maps to code points, which str.translate applies faster than strings.
+_TRANSLATION = str.maketrans(KERAS_FILTERS, " " * len(KERAS_FILTERS))
 
 
 def text_to_words(text: str) -> list[str]:
