@@ -5,6 +5,7 @@ manifest; `set_alias` points names such as "champion" at them; `load` verifies e
 it hands back a `LoadedModel`. The layout on disk is in docs/design.md.
 """
 
+from model_store._fs import sha256_of_file
 from model_store.errors import (
     AliasInUseError,
     IntegrityError,
@@ -37,6 +38,7 @@ __all__ = [
     "ModelVersion",
     "NotFoundError",
     "collect_library_versions",
+    "sha256_of_file",
     "validate_alias",
     "validate_model_name",
 ]

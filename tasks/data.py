@@ -16,12 +16,14 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from model_store import sha256_of_file
 from tasks.text import OOV_ID, START_ID, Vocabulary, build_word_index, encode_texts, pad_sequences
 
 __all__ = [
     "KERAS_IMDB_URL",
     "LabeledData",
     "PaddedData",
+    "is_glob",
     "load_imdb_npz",
     "load_keras_imdb",
     "load_labeled_data",
@@ -65,13 +67,9 @@ class PaddedData:
 
 
 def _sha256_files(paths: Sequence[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
+    """One fingerprint for several files: each file's name and sha256, hashed together."""
+    lines = "".join(f"{path.name}:{sha256_of_file(path)}\n" for path in paths)
+    return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
 
 
 def _check_split(labels: np.ndarray, where: str) -> None:
@@ -152,20 +150,34 @@ def load_keras_imdb(num_words: int = 10_000, maxlen: int = 250, seed: int = 113)
     return load_imdb_npz(npz_path, word_index_path, num_words=num_words, maxlen=maxlen, seed=seed)
 
 
+def is_glob(text: str) -> bool:
+    """Whether a path parameter is a glob pattern rather than a file or folder."""
+    return any(character in text for character in "*?[")
+
+
 def resolve_parquet_paths(path: str | Path, parameter: str = "data_path") -> list[Path]:
-    """A file, a folder (its *.parquet) or a glob, as a sorted list of existing files."""
+    """A file, a folder (its visible *.parquet, not recursive) or a glob, as sorted files."""
     text = str(path)
-    if any(character in text for character in "*?["):
-        found = [Path(match) for match in sorted(glob.glob(text)) if Path(match).is_file()]
-    elif Path(text).is_dir():
-        found = sorted(Path(text).glob("*.parquet"))
-    elif Path(text).is_file():
-        found = [Path(text)]
-    else:
-        raise FileNotFoundError(f"{parameter}: {text} does not exist")
-    if not found:
-        raise FileNotFoundError(f"{parameter}: no Parquet files at {text}")
-    return found
+    if is_glob(text):
+        found = sorted(
+            Path(match) for match in glob.glob(text, recursive=True) if Path(match).is_file()
+        )
+        if not found:
+            raise FileNotFoundError(f"{parameter}: no files match the glob {text!r}")
+        return found
+    folder = Path(text)
+    if folder.is_dir():
+        found = sorted(
+            child
+            for child in folder.iterdir()
+            if child.is_file() and child.suffix == ".parquet" and not child.name.startswith(".")
+        )
+        if not found:
+            raise FileNotFoundError(f"{parameter}: no .parquet files in the folder {text}")
+        return found
+    if folder.is_file():
+        return [folder]
+    raise FileNotFoundError(f"{parameter}: {text} does not exist")
 
 
 def _read_labeled_parquet(

@@ -6,8 +6,6 @@ logging and names for the UI. Between tasks only paths and small records travel.
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import json
 import math
 import os
@@ -34,6 +32,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 
+from model_store import sha256_of_file
+from tasks.data import is_glob, resolve_parquet_paths
 from tasks.evaluation import HISTOGRAM_BINS, score_counts
 from tasks.text import Vocabulary, encode_texts, pad_sequences
 
@@ -319,15 +319,11 @@ def resolve_model_version(store_root: str, name: str, ref: str | int) -> ModelRe
 # Finding the inputs and placing the outputs
 
 
-def _is_glob(text: str) -> bool:
-    return any(character in text for character in "*?[")
-
-
 def _glob_base(pattern: str) -> Path:
     """The folder part of a glob before its first wildcard."""
     parts: list[str] = []
     for part in Path(pattern).parts:
-        if _is_glob(part):
+        if is_glob(part):
             break
         parts.append(part)
     return Path(*parts) if parts else Path(".")
@@ -335,25 +331,7 @@ def _glob_base(pattern: str) -> Path:
 
 def discover_inputs(input_path: str) -> list[Path]:
     """The Parquet files a folder (non-recursive), glob or file names, sorted; stems unique."""
-    if _is_glob(input_path):
-        matches = [Path(name) for name in glob.glob(input_path, recursive=True)]
-        inputs = sorted(path for path in matches if path.is_file())
-        if not inputs:
-            raise FileNotFoundError(f"no files match the input glob {input_path!r}")
-    else:
-        path = Path(input_path)
-        if path.is_dir():
-            inputs = sorted(
-                child
-                for child in path.iterdir()
-                if child.is_file() and child.suffix == ".parquet" and not child.name.startswith(".")
-            )
-            if not inputs:
-                raise FileNotFoundError(f"no .parquet files in the input folder {input_path}")
-        elif path.is_file():
-            inputs = [path]
-        else:
-            raise FileNotFoundError(f"input path {input_path} does not exist")
+    inputs = resolve_parquet_paths(input_path, "input_path")
     seen: dict[str, Path] = {}
     for path in inputs:
         if path.stem in seen:
@@ -372,7 +350,7 @@ def _contains(folder: Path, path: Path) -> bool:
 def check_paths_do_not_overlap(input_path: str, inputs: Sequence[Path], output_root: Path) -> None:
     """Refuse an output root that lies inside the inputs' folder, or holds inputs itself."""
     output = output_root.resolve()
-    if _is_glob(input_path):
+    if is_glob(input_path):
         input_folder: Path | None = _glob_base(input_path).resolve()
     elif Path(input_path).is_dir():
         input_folder = Path(input_path).resolve()
@@ -425,16 +403,12 @@ def plan_jobs(
 # Reading, classifying and encoding
 
 
-def file_sha256(path: Path, chunk_bytes: int = 4 << 20) -> str:
-    """sha256 of a file, read in chunks so memory does not grow with its size."""
-    digest = hashlib.sha256()
+def file_sha256(path: Path) -> str:
+    """sha256 of an input file; a read error names the file."""
     try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(chunk_bytes):
-                digest.update(chunk)
+        return sha256_of_file(path)
     except OSError as error:
         raise InputFileError(f"{path}: cannot read the file: {error}") from error
-    return digest.hexdigest()
 
 
 def classify_texts(column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, list[str]]:
