@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HISTOGRAM_BINS",
+    "POSITIVE_THRESHOLD",
     "evaluate_model",
     "evaluate_task",
     "plot_curves",
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 HISTOGRAM_BINS = 10
+# A score at or above this is a positive label, in evaluation and in scoring alike.
+POSITIVE_THRESHOLD = 0.5
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -62,7 +65,10 @@ def score_histogram(scores: np.ndarray, bins: int = HISTOGRAM_BINS) -> list[floa
 
 
 def evaluate_model(
-    model: keras.Model, data: PaddedData, batch_size: int = 1024, threshold: float = 0.5
+    model: keras.Model,
+    data: PaddedData,
+    batch_size: int = 1024,
+    threshold: float = POSITIVE_THRESHOLD,
 ) -> dict[str, Any]:
     """Loss, accuracy, ROC AUC, confusion matrix and score distribution on the test split."""
     scores = model.predict(data.x_test, batch_size=batch_size, verbose=0).reshape(-1)

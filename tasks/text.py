@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 __all__ = [
     "KERAS_FILTERS",
@@ -19,6 +20,7 @@ __all__ = [
     "Vocabulary",
     "build_word_index",
     "encode_texts",
+    "is_text_type",
     "pad_sequences",
     "text_to_words",
 ]
@@ -30,6 +32,18 @@ START_ID = 1
 OOV_ID = 2
 # The two-string form maps to code points, which str.translate applies faster than strings.
 _TRANSLATION = str.maketrans(KERAS_FILTERS, " " * len(KERAS_FILTERS))
+
+
+def is_text_type(data_type: pa.DataType) -> bool:
+    """The one contract for a review text column: string, large_string, string_view or a
+    dictionary of those (what DuckDB, Polars and Spark write)."""
+    if pa.types.is_dictionary(data_type):
+        data_type = data_type.value_type
+    return (
+        pa.types.is_string(data_type)
+        or pa.types.is_large_string(data_type)
+        or pa.types.is_string_view(data_type)
+    )
 
 
 def text_to_words(text: str) -> list[str]:
