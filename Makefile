@@ -36,8 +36,9 @@ score: venv
 	$(BIN)/review-scoring score --input-path $(SAMPLES)
 	$(BIN)/review-scoring models list imdb-sentiment
 
+# Two test workers: the end-to-end tests mostly wait on servers and workers of their own.
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 lint: venv
 	$(BIN)/ruff check .
@@ -47,9 +48,16 @@ bench: venv
 	$(BIN)/python bench/bench_training.py --data ../shared/data/imdb
 	$(BIN)/python bench/bench_scoring.py --data-dir ../shared/data/imdb
 
-# A local Prefect server and UI on http://127.0.0.1:$(PREFECT_PORT), its SQLite under .prefect/.
+# A local Prefect server and UI on $(SERVER_URL), its SQLite under .prefect/. Every address it
+# hands out comes from PREFECT_PORT, whatever PREFECT_API_URL the shell holds: the API the UI calls
+# (PREFECT_SERVER_UI_API_URL) and the run links in alerts, `{{ flow_run|ui_url }}` (PREFECT_UI_URL).
+# No prompt: the server is configured here, not by offering to rewrite a profile.
+SERVER_URL = http://127.0.0.1:$(PREFECT_PORT)
 server: venv
-	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	PREFECT_SERVER_API_HOST=127.0.0.1 PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
+	PREFECT_API_URL=$(SERVER_URL)/api PREFECT_SERVER_UI_API_URL=$(SERVER_URL)/api \
+	PREFECT_UI_URL=$(SERVER_URL) \
+		$(BIN)/prefect --no-prompt server start
 
 clean:
 	rm -rf $(VENV) .prefect .pytest_cache .ruff_cache

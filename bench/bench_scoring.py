@@ -80,12 +80,12 @@ def register_tutorial_model(store_root: Path, data_dir: Path) -> tuple[str, str]
     """Embedding(10000, 32) -> LSTM(32) -> Dense(1, sigmoid) on 250 ids, untrained."""
     from model_store import ModelStore
     from tasks.text import Vocabulary
-    from tasks.training import build_model
+    from tasks.training import TrainingConfig, build_model
 
     vocabulary = Vocabulary.from_word_index_file(
         data_dir / "imdb_word_index.json", num_words=10_000, maxlen=250
     )
-    model = build_model("lstm", num_words=10_000, maxlen=250, embedding_dim=32, units=32)
+    model = build_model(TrainingConfig(), num_words=10_000, maxlen=250)  # the tutorial LSTM
     store = ModelStore(store_root)
     version = store.register(
         MODEL_NAME,
@@ -190,7 +190,7 @@ def child_stages(args: argparse.Namespace) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tasks.prediction import classify_texts, keras_predictor
+    from tasks.scoring import classify_texts, keras_predictor
     from tasks.text import encode_texts, pad_sequences
 
     model, vocabulary = _load(args)
@@ -267,13 +267,11 @@ def child_overlap(args: argparse.Namespace) -> dict[str, Any]:
     tokenizing thread. Best of two rounds."""
     import pyarrow.parquet as pq
 
-    from tasks.prediction import ModelRef, ScoringJob, ScoringModel, keras_predictor, score_file
+    from tasks.scoring import ResolvedModel, ScoringJob, ScoringModel, keras_predictor, score_file
     from tasks.text import encode_texts, pad_sequences
 
     model, vocabulary = _load(args)
-    scoring_model = ScoringModel.create(
-        args.model_name, 1, vocabulary, keras_predictor(model), manifest={}
-    )
+    scoring_model = ScoringModel.create(args.model_name, 1, vocabulary, keras_predictor(model))
     table = pq.read_table(args.input).slice(0, args.rows)
     path = Path(args.output) / "overlap.parquet"
     pq.write_table(table, path, row_group_size=10_000)
@@ -286,9 +284,9 @@ def child_overlap(args: argparse.Namespace) -> dict[str, Any]:
     def file_run(depth: int) -> None:
         job = ScoringJob(
             input_path=str(path),
+            relative_path="overlap.parquet",
             output_path=str(Path(args.output) / f"depth{depth}" / "overlap.parquet"),
-            stem="overlap",
-            model=ModelRef(store_root="", name=args.model_name, version=1),
+            model=ResolvedModel(store_root="", name=args.model_name, version=1),
             batch_size=args.batch_size,
         )
         Path(job.output_path).unlink(missing_ok=True)

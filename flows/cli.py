@@ -1,26 +1,40 @@
-"""The `review-scoring` command: a thin face over the flows and the model store."""
+"""The `review-scoring` command: a thin face over the flows and the model store.
+
+`train` and `score` take one option per field of the flow's parameter model (flows.training's
+TrainParams, flows.scoring's ScoreParams), with that field's description and default as help:
+the same model the Prefect UI draws its run form from.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from model_store import ModelStoreError
+from flows.failures import EXPECTED_ERRORS
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXPECTED_ERRORS", "ParameterError", "build_parser", "main"]
+
+
+class ParameterError(ValueError):
+    """A flow parameter given on the command line that cannot be used as given."""
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _add_model_options(parser: argparse.ArgumentParser, params_class: type[BaseModel]) -> None:
     """One --option per field of a flow's parameter model, so the CLI and the UI form agree."""
     for name, field in params_class.model_fields.items():
-        flag = "--" + name.replace("_", "-")
         annotation = field.annotation
         options = [
             argument for argument in typing.get_args(annotation) if argument is not type(None)
@@ -32,31 +46,62 @@ def _add_model_options(parser: argparse.ArgumentParser, params_class: type[BaseM
             else annotation
         )
         help_text = field.description or ""
+        if field.default is not None:
+            help_text += f" (default: {field.default})"
         if base is bool:
-            parser.add_argument(
-                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
-            )
+            action: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
         elif typing.get_origin(base) is typing.Literal:
-            parser.add_argument(
-                flag, dest=name, choices=list(typing.get_args(base)), default=None, help=help_text
-            )
+            action = {"choices": list(typing.get_args(base))}
         else:
-            parser.add_argument(flag, dest=name, default=None, help=help_text)
+            action = {}
+        # default=None: an option left out leaves the model's default in place.
+        parser.add_argument(_flag(name), dest=name, default=None, help=help_text, **action)
 
 
 def _params_from(args: argparse.Namespace, params_class: type[BaseModel]) -> Any:
+    """The flow's parameter model from the options given; the others keep the model's defaults.
+
+    Raises ParameterError for an option given as "" (it never quietly means the default), and
+    pydantic's ValidationError for a value the model refuses.
+    """
     given = {
         name: getattr(args, name)
         for name in params_class.model_fields
         if getattr(args, name, None) is not None
     }
+    empty = [_flag(name) for name, value in given.items() if value == ""]
+    if empty:
+        raise ParameterError(f"{', '.join(empty)}: empty; leave the option out to use the default")
     return params_class.model_validate(given)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "(no message)"
+
+
+def _problems(error: ValidationError, as_options: bool) -> str:
+    """Every problem on one line, led by the option (or the field) it concerns, if any."""
+    problems = []
+    for problem in error.errors():
+        where = [str(part) for part in problem["loc"][:1]]
+        prefix = "".join(f"{_flag(part) if as_options else part}: " for part in where)
+        problems.append(prefix + _one_line(problem["msg"]))
+    return "; ".join(problems)
+
+
+def _flow_of(command: str) -> tuple[Any, type[BaseModel]]:
+    """The flow a `train` or `score` command runs, and its parameter model."""
+    if command == "train":
+        from flows.training import TrainParams, train_flow
+
+        return train_flow, TrainParams
+    from flows.scoring import ScoreParams, score_flow
+
+    return score_flow, ScoreParams
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: train, score, models."""
-    from flows.scoring import ScoreParams
-    from flows.training import TrainParams
     from model_store.cli import add_models_parser
 
     parser = argparse.ArgumentParser(
@@ -64,45 +109,90 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, score and manage the movie-review sentiment models.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="run the training flow locally")
-    _add_model_options(train, TrainParams)
-    score = commands.add_parser("score", help="run the scoring flow locally")
-    _add_model_options(score, ScoreParams)
+    for command, help_text in (
+        ("train", "run the training flow locally"),
+        ("score", "run the scoring flow locally"),
+    ):
+        _add_model_options(commands.add_parser(command, help=help_text), _flow_of(command)[1])
     add_models_parser(commands)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+class _WithoutExpectedTracebacks(logging.Formatter):
+    """Formats as `inner` does, less the traceback of an expected error: the `error:` line that
+    main prints says all of it. The run's log in the Prefect UI keeps the traceback."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not (record.exc_info and isinstance(record.exc_info[1], EXPECTED_ERRORS)):
+            return self.inner.format(record)
+        kept = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text = kept
+
+
+@contextlib.contextmanager
+def _console_without_expected_tracebacks() -> Iterator[None]:
+    """While a flow runs here, Prefect's console log leaves out tracebacks of expected errors."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    handlers = [
+        handler
+        for handler in logging.getLogger().handlers
+        if isinstance(handler, PrefectConsoleHandler) and handler.formatter is not None
+    ]
+    formatters = [handler.formatter for handler in handlers]
+    for handler, formatter in zip(handlers, formatters, strict=True):
+        handler.setFormatter(_WithoutExpectedTracebacks(formatter))
     try:
-        if args.command == "train":
-            from flows.training import TrainParams, train_flow
+        yield
+    finally:
+        for handler, formatter in zip(handlers, formatters, strict=True):
+            handler.setFormatter(formatter)
 
-            result = train_flow(_params_from(args, TrainParams))
-            print(json.dumps(result, indent=2, default=str))
-            return 0
-        if args.command == "score":
-            from flows.scoring import ScoreParams, score_flow
 
-            result = score_flow(_params_from(args, ScoreParams))
-            print(json.dumps(result, indent=2, default=str))
-            return 0
+def _run(args: argparse.Namespace) -> int:
+    if args.command not in ("train", "score"):
         from flows.settings import get_settings
         from model_store.cli import run_models_command
 
         return run_models_command(args, Path(get_settings().model_store_root))
+    run_flow, params_class = _flow_of(args.command)
+    try:
+        params = _params_from(args, params_class)
     except ValidationError as error:
-        problems = "; ".join(
-            "".join(f"--{str(part).replace('_', '-')}: " for part in problem["loc"][:1])
-            + problem["msg"]
-            for problem in error.errors()
-        )
-        print(f"error: {problems}", file=sys.stderr)
+        print(f"error: {_problems(error, as_options=True)}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, RuntimeError, ModelStoreError) as error:
+    except ParameterError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    with _console_without_expected_tracebacks():
+        result = run_flow(params)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script.
+
+    Exit status 0 on success; 2 for options the flow's parameters refuse (as for argparse's own
+    usage errors); 1, with one `error: ...` line on stderr, for an error in EXPECTED_ERRORS met
+    while running. Anything else keeps its traceback.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ValidationError as error:
+        print(f"error: {error.title}: {_problems(error, as_options=False)}", file=sys.stderr)
+        return 1
+    except EXPECTED_ERRORS as error:
+        print(f"error: {_one_line(str(error))}", file=sys.stderr)
         return 1
 
 

@@ -3,55 +3,63 @@
 Run against a server: `PREFECT_API_URL=http://127.0.0.1:4200/api python -m flows.deploy`.
 Every step can be repeated: existing pools are kept, deployments are updated in place, and the
 alert is replaced rather than duplicated.
+
+prefect.yaml is the one source of the deployments' names, tags, work pools, schedule defaults and
+concurrency limits: `read_project` reads them (flows/serve.py serves from the same reading).
+The names PROCESS_POOL, DOCKER_POOL (pool names), TRAINING, NIGHTLY_SCORING and
+NIGHTLY_SCORING_DOCKER (`flow/deployment` names) can be imported from here: they are read from
+prefect.yaml when first asked for, never at import.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import httpx
 
 if TYPE_CHECKING:
+    from prefect import Flow
     from prefect.client.orchestration import PrefectClient
 
 __all__ = [
     "ALERT_NAME",
-    "DEFAULT_CRON",
-    "DEFAULT_TIMEZONE",
-    "DOCKER_POOL",
-    "NIGHTLY_SCORING",
-    "NIGHTLY_SCORING_DOCKER",
-    "PROCESS_POOL",
-    "TRAINING",
+    "PROJECT_DIR",
+    "DeploymentConfig",
     "NightlySchedule",
+    "Project",
     "create_failure_alert",
     "deploy_from_prefect_yaml",
     "ensure_work_pools",
     "main",
     "nightly_schedule",
+    "read_project",
 ]
 
-# Names shared by prefect.yaml, flows/serve.py, the Makefile and the README.
-PROCESS_POOL = "review-scoring"
-DOCKER_POOL = "review-scoring-docker"
-TRAINING = "train/on-demand"
-NIGHTLY_SCORING = "score/nightly"
-NIGHTLY_SCORING_DOCKER = "score/nightly-docker"
+# The checkout holding prefect.yaml (the image keeps the same layout under /opt/review-scoring).
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+# prefect.yaml's names of the deployments the code refers to; everything else about them is there.
+_TRAINING_DEPLOYMENT = "on-demand"
+_ALERTED_DEPLOYMENT = "nightly"
+_DOCKER_DEPLOYMENT = "nightly-docker"
 
 CRON_VARIABLE = "REVIEW_SCORING_SCHEDULE_CRON"
 TIMEZONE_VARIABLE = "REVIEW_SCORING_SCHEDULE_TIMEZONE"
 WEBHOOK_VARIABLE = "REVIEW_SCORING_ALERT_WEBHOOK_URL"
-DEFAULT_CRON = "0 2 * * *"
-DEFAULT_TIMEZONE = "UTC"
+# What each type of work pool in prefect.yaml is for, said in the pool's description.
+POOL_DESCRIPTIONS = {
+    "process": "Runs the review-scoring flows as local processes",
+    "docker": "Runs the review-scoring flows in containers of its image",
+}
 
 ALERT_NAME = "review-scoring: nightly scoring failed"
 WEBHOOK_BLOCK_NAME = "review-scoring-scoring-failed"
@@ -76,14 +84,100 @@ class NightlySchedule:
     timezone: str
 
 
-def nightly_schedule(environ: Mapping[str, str] | None = None) -> NightlySchedule:
-    """The nightly schedule from the environment, 02:00 UTC by default, checked before use."""
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """One deployment of prefect.yaml, as written there (schedule placeholders unfilled)."""
+
+    name: str
+    entrypoint: str
+    description: str
+    tags: list[str]
+    work_pool: str
+    schedules: list[dict[str, Any]] = field(default_factory=list)
+    concurrency_limit: dict[str, Any] | None = None
+
+    def load_flow(self) -> Flow[..., Any]:
+        """The flow of the entrypoint (`flows/scoring.py:score_flow`), imported as a module."""
+        path, function = self.entrypoint.split(":")
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        return getattr(module, function)
+
+    @property
+    def full_name(self) -> str:
+        """`<flow name>/<deployment name>`, as the API and `prefect deployment run` name it."""
+        return f"{self.load_flow().name}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Project:
+    """What prefect.yaml declares: its deployments, work pools and schedule defaults."""
+
+    deployments: list[DeploymentConfig]
+    work_pools: dict[str, str]  # pool type -> pool name
+    default_schedule: NightlySchedule
+
+    def deployment(self, name: str) -> DeploymentConfig:
+        """The deployment of that name; KeyError naming the ones there are."""
+        for deployment in self.deployments:
+            if deployment.name == name:
+                return deployment
+        known = ", ".join(deployment.name for deployment in self.deployments)
+        raise KeyError(f"prefect.yaml has no deployment {name!r} (it has {known})")
+
+
+def read_project(project_dir: Path = PROJECT_DIR) -> Project:
+    """Read prefect.yaml in `project_dir`; FileNotFoundError when there is none."""
+    import yaml
+
+    config = yaml.safe_load((Path(project_dir) / "prefect.yaml").read_text(encoding="utf-8"))
+    definitions = config["definitions"]
+    deployments = [
+        DeploymentConfig(
+            name=item["name"],
+            entrypoint=item["entrypoint"],
+            description=" ".join(item.get("description", "").split()),
+            tags=list(item.get("tags", [])),
+            work_pool=item["work_pool"]["name"],
+            schedules=list(item.get("schedules") or []),
+            concurrency_limit=item.get("concurrency_limit"),
+        )
+        for item in config["deployments"]
+    ]
+    return Project(
+        deployments=deployments,
+        work_pools={kind: pool["name"] for kind, pool in definitions["work_pools"].items()},
+        default_schedule=NightlySchedule(**definitions["schedule_defaults"]),
+    )
+
+
+# The names other modules import, each read from prefect.yaml when first asked for.
+_FROM_PREFECT_YAML: dict[str, Callable[[Project], str]] = {
+    "PROCESS_POOL": lambda project: project.work_pools["process"],
+    "DOCKER_POOL": lambda project: project.work_pools["docker"],
+    "TRAINING": lambda project: project.deployment(_TRAINING_DEPLOYMENT).full_name,
+    "NIGHTLY_SCORING": lambda project: project.deployment(_ALERTED_DEPLOYMENT).full_name,
+    "NIGHTLY_SCORING_DOCKER": lambda project: project.deployment(_DOCKER_DEPLOYMENT).full_name,
+}
+
+
+def __getattr__(name: str) -> str:
+    if name in _FROM_PREFECT_YAML:
+        return _FROM_PREFECT_YAML[name](read_project())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def nightly_schedule(
+    environ: Mapping[str, str] | None = None, project_dir: Path = PROJECT_DIR
+) -> NightlySchedule:
+    """The nightly schedule from the environment, prefect.yaml's defaults (02:00 UTC) otherwise;
+    checked before use: ValueError naming the variables."""
     from prefect.client.schemas.schedules import CronSchedule
     from pydantic import ValidationError
 
     environ = os.environ if environ is None else environ
-    cron = environ.get(CRON_VARIABLE, "").strip() or DEFAULT_CRON
-    timezone = environ.get(TIMEZONE_VARIABLE, "").strip() or DEFAULT_TIMEZONE
+    defaults = read_project(project_dir).default_schedule
+    cron = environ.get(CRON_VARIABLE, "").strip() or defaults.cron
+    timezone = environ.get(TIMEZONE_VARIABLE, "").strip() or defaults.timezone
     try:
         CronSchedule(cron=cron, timezone=timezone)
     except ValidationError as error:
@@ -94,21 +188,16 @@ def nightly_schedule(environ: Mapping[str, str] | None = None) -> NightlySchedul
     return NightlySchedule(cron=cron, timezone=timezone)
 
 
-async def ensure_work_pools(client: PrefectClient) -> list[str]:
-    """Create the process pool and the Docker pool when missing; returns the names created.
-
-    A Docker pool needs no Docker engine to exist: only its workers do.
+async def ensure_work_pools(client: PrefectClient, work_pools: Mapping[str, str]) -> list[str]:
+    """Create the work pools (type -> name, as read_project gives them) that are missing;
+    returns the names created. A Docker pool needs no Docker engine to exist: only its workers do.
     """
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
     from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
 
-    wanted = {
-        PROCESS_POOL: ("process", "Runs the review-scoring flows as local processes"),
-        DOCKER_POOL: ("docker", "Runs the review-scoring flows in containers of its image"),
-    }
     created = []
-    for name, (pool_type, description) in wanted.items():
+    for pool_type, name in work_pools.items():
         try:
             await client.read_work_pool(name)
             continue
@@ -120,7 +209,10 @@ async def ensure_work_pools(client: PrefectClient) -> list[str]:
         try:
             await client.create_work_pool(
                 WorkPoolCreate(
-                    name=name, type=pool_type, base_job_template=template, description=description
+                    name=name,
+                    type=pool_type,
+                    base_job_template=template,
+                    description=POOL_DESCRIPTIONS.get(pool_type),
                 )
             )
         except ObjectAlreadyExists:
@@ -141,8 +233,11 @@ def deploy_from_prefect_yaml(project_dir: Path, schedule: NightlySchedule) -> No
     subprocess.run(command, cwd=project_dir, env=environment, check=True)
 
 
-async def create_failure_alert(client: PrefectClient, webhook_url: str) -> UUID:
-    """An automation that POSTs to the webhook when a nightly scoring run fails or crashes.
+async def create_failure_alert(
+    client: PrefectClient, webhook_url: str, deployment_name: str
+) -> UUID:
+    """An automation that POSTs to the webhook when a run of the deployment (`flow/name`, the
+    nightly scoring) fails or crashes.
 
     The URL goes into a Webhook block (stored as a secret); an automation of the same name is
     replaced, so deploying again never sends two alerts.
@@ -150,14 +245,14 @@ async def create_failure_alert(client: PrefectClient, webhook_url: str) -> UUID:
     from prefect.automations import AutomationCore, CallWebhook, EventTrigger, Posture
     from prefect.blocks.webhook import Webhook
 
-    deployment = await client.read_deployment_by_name(NIGHTLY_SCORING)
+    deployment = await client.read_deployment_by_name(deployment_name)
     block = Webhook(method="POST", url=webhook_url, headers={"Content-Type": "application/json"})
     block_id = await block.asave(WEBHOOK_BLOCK_NAME, overwrite=True, client=client)
     for existing in await client.read_automations_by_name(ALERT_NAME):
         await client.delete_automation(existing.id)
     automation = AutomationCore(
         name=ALERT_NAME,
-        description=f"POST to the {WEBHOOK_BLOCK_NAME!r} webhook when {NIGHTLY_SCORING} fails",
+        description=f"POST to the {WEBHOOK_BLOCK_NAME!r} webhook when {deployment_name} fails",
         trigger=EventTrigger(
             expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
             match={"prefect.resource.id": "prefect.flow-run.*"},
@@ -172,18 +267,18 @@ async def create_failure_alert(client: PrefectClient, webhook_url: str) -> UUID:
     return await client.create_automation(automation)
 
 
-async def _ensure_work_pools() -> list[str]:
+async def _ensure_work_pools(work_pools: Mapping[str, str]) -> list[str]:
     from prefect import get_client
 
     async with get_client() as client:
-        return await ensure_work_pools(client)
+        return await ensure_work_pools(client, work_pools)
 
 
-async def _create_failure_alert(webhook_url: str) -> UUID:
+async def _create_failure_alert(webhook_url: str, deployment_name: str) -> UUID:
     from prefect import get_client
 
     async with get_client() as client:
-        return await create_failure_alert(client, webhook_url)
+        return await create_failure_alert(client, webhook_url, deployment_name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,28 +302,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
-        schedule = nightly_schedule()
-    except ValueError as error:
+        project = read_project(args.project_dir)
+        schedule = nightly_schedule(project_dir=args.project_dir)
+    except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
     api_url = get_current_settings().api.url
     try:
-        created = asyncio.run(_ensure_work_pools())
+        created = asyncio.run(_ensure_work_pools(project.work_pools))
     except httpx.HTTPError as error:
         print(f"error: cannot reach the Prefect server at {api_url}: {error}", file=sys.stderr)
         return 1
-    print(f"work pools {PROCESS_POOL}, {DOCKER_POOL}: created {', '.join(created) or 'none'}")
+    pools = ", ".join(project.work_pools.values())
+    print(f"work pools {pools}: created {', '.join(created) or 'none'}")
     try:
         deploy_from_prefect_yaml(args.project_dir, schedule)
     except subprocess.CalledProcessError as error:
         print(f"error: prefect deploy failed with status {error.returncode}", file=sys.stderr)
         return 1
-    print(f"{NIGHTLY_SCORING}: cron {schedule.cron!r} in {schedule.timezone}")
+    nightly = project.deployment(_ALERTED_DEPLOYMENT).full_name
+    print(f"{nightly}: cron {schedule.cron!r} in {schedule.timezone}")
 
     webhook_url = os.environ.get(WEBHOOK_VARIABLE, "").strip()
     if webhook_url:
-        automation_id = asyncio.run(_create_failure_alert(webhook_url))
+        automation_id = asyncio.run(_create_failure_alert(webhook_url, nightly))
         print(f"alert: automation {ALERT_NAME!r} ({automation_id}) calls the webhook")
     else:
         print(f"alert: {WEBHOOK_VARIABLE} is not set, so no failure alert was created")

@@ -1,29 +1,30 @@
-"""score_flow: resolve the model -> plan the files -> (per file) batch-predict -> summary."""
+"""score_flow: resolve the model -> plan -> score each file -> mark complete -> summary."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from pathlib import Path
+from datetime import date, datetime
+from datetime import timezone as dt_timezone
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
+from prefect.states import State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flows.failures import EXPECTED_ERRORS, fail_run
 from flows.settings import get_settings
-from tasks.prediction import (
-    FileFailure,
-    FileResult,
-    ScoringJob,
-    ScoringSummary,
-    batch_predict,
-    output_dir_for,
-    plan_jobs_task,
-    publish_summary,
-    resolve_model,
+from tasks.scoring import FileFailure, FileResult, ScoringJob, ScoringSummary
+from tasks.scoring.tasks import (
+    mark_complete_task,
+    plan_task,
+    publish_summary_task,
+    resolve_model_task,
+    score_file_task,
     summarize_task,
 )
 
@@ -33,29 +34,52 @@ __all__ = ["ScoreParams", "ScoringFailedError", "build_task_runner", "run_scorin
 class ScoreParams(BaseModel):
     """What to score, with which model version, and how many files at once."""
 
+    # Frozen: a default instance is the flow's default, and the UI's form shows its fields.
+    model_config = ConfigDict(frozen=True)
+
     input_path: str | None = Field(
         default=None,
-        description="Folder, glob or file of review Parquet (defaults to the settings' input dir)",
+        min_length=1,
+        description="Dataset folder (read recursively, hive partitions kept), glob or Parquet "
+        "file (defaults to the settings' input dir)",
+    )
+    partition: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Score only this partition folder under input_path, e.g. "
+        "'day={scheduled_date}': the run's scheduled date (YYYY-MM-DD) in `timezone`",
+    )
+    timezone: str = Field(
+        default="UTC",
+        min_length=1,
+        description="IANA time zone the scheduled date is read in (the schedule's own)",
     )
     output_root: str | None = Field(
         default=None,
-        description="Predictions go to <output root>/<model name>/v<N>/ (defaults to settings)",
+        min_length=1,
+        description="Predictions go to <output root>/<model name>/v<N>/<input's relative path> "
+        "(defaults to settings)",
     )
-    model_name: str | None = Field(default=None, description="Defaults to the settings' name")
+    model_name: str | None = Field(
+        default=None, min_length=1, description="Defaults to the settings' name"
+    )
     model_ref: str = Field(
         default="champion",
         min_length=1,
         description="Model version number or alias (champion, latest, ...)",
     )
-    model_store_root: str | None = Field(default=None, description="Defaults to the settings'")
+    model_store_root: str | None = Field(
+        default=None, min_length=1, description="Defaults to the settings'"
+    )
     batch_size: int = Field(
         default=1024, ge=1, le=65_536, description="Rows read, tokenized and predicted at a time"
     )
     text_column: str = Field(default="text", min_length=1, description="Column with the review")
-    id_column: str = Field(
-        default="review_id",
+    id_column: str | None = Field(
+        default=None,
         min_length=1,
-        description="Column with the review id; without it the id is <file stem>:<row>",
+        description="Column with the review id. Unset: `review_id` when a file has it, else "
+        "<relative path>:<row>; a column named here must be in every file",
     )
     max_concurrent_files: int = Field(
         default=2, ge=1, le=256, description="How many files are scored at the same time"
@@ -75,6 +99,15 @@ class ScoreParams(BaseModel):
         description="Population stability index above which the scores count as drifted",
     )
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown IANA time zone {value!r}") from error
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> ScoreParams:
         if self.task_runner == "dask" and not self.dask_address:
@@ -90,7 +123,7 @@ class ScoringFailedError(RuntimeError):
     """Some files could not be scored; the others were. Carries the run's summary."""
 
     def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
-        super().__init__(message, summary)
+        super().__init__(message)
         self.message = message
         self.summary = summary
 
@@ -99,7 +132,7 @@ class ScoringFailedError(RuntimeError):
 
 
 def build_task_runner(params: ScoreParams) -> TaskRunner[Any]:
-    """The runner the batch-predict tasks go to, chosen by parameter at run time."""
+    """The runner the score-file tasks go to, chosen by parameter at run time."""
     if params.task_runner == "threads":
         return ThreadPoolTaskRunner(max_workers=params.max_concurrent_files)
     from prefect_dask import DaskTaskRunner
@@ -119,7 +152,7 @@ def build_task_runner(params: ScoreParams) -> TaskRunner[Any]:
 def score_files(
     jobs: list[ScoringJob], runner: TaskRunner[Any], max_in_flight: int
 ) -> tuple[list[FileResult], list[FileFailure], float]:
-    """Run one batch-predict per file, at most max_in_flight at once, tracking progress.
+    """Run one score-file task per file, at most max_in_flight at once, tracking progress.
 
     A file that fails is recorded and the others go on; the flow decides what that means.
     """
@@ -136,14 +169,23 @@ def score_files(
         while waiting or in_flight:
             while waiting and len(in_flight) < max_in_flight:
                 job = waiting.popleft()
-                in_flight[runner.submit(batch_predict, {"job": job})] = job
+                in_flight[runner.submit(score_file_task, {"job": job})] = job
             future = next(as_completed(list(in_flight)))
             job = in_flight.pop(future)
             try:
                 results.append(future.result())
             except Exception as error:  # the task's own failure: recorded, not fatal to others
+                # Shown in the UI and alerts: the path under the input root, not where data lives.
+                message = f"{type(error).__name__}: {error}".replace(
+                    job.input_path, job.relative_path
+                )
                 failures.append(
-                    FileFailure(input_path=job.input_path, error=f"{type(error).__name__}: {error}")
+                    FileFailure(
+                        input_path=job.input_path,
+                        relative_path=job.relative_path,
+                        output_path=job.output_path,
+                        error=message,
+                    )
                 )
             done = len(results) + len(failures)
             skipped = sum(result.outcome == "skipped" for result in results)
@@ -158,34 +200,70 @@ def score_files(
     return results, failures, time.perf_counter() - started
 
 
-@flow(name="score")
-def score_flow(params: ScoreParams | None = None) -> dict[str, Any]:
-    """Score review Parquet files with one model version and write labeled predictions."""
-    params = params or ScoreParams()
-    settings = get_settings()
-    store_root = params.model_store_root or str(settings.model_store_root)
-    model_name = params.model_name or settings.model_name
-    input_path = params.input_path or str(settings.input_dir)
-    output_root = params.output_root or str(settings.output_dir)
+def scheduled_date(timezone_name: str) -> date:
+    """The date this run was scheduled for, in the schedule's zone (today, for a manual run)."""
+    from prefect.runtime import flow_run
 
-    model = resolve_model(store_root, model_name, params.model_ref)
-    jobs = plan_jobs_task(
-        input_path, output_root, model, params.text_column, params.id_column, params.batch_size
+    scheduled = flow_run.scheduled_start_time or datetime.now(dt_timezone.utc)
+    return scheduled.astimezone(ZoneInfo(timezone_name)).date()
+
+
+def score_run_name() -> str:
+    """`score 2026-11-29 champion`: a list of runs reads as a log of nights and models."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters.get("params")
+    if not isinstance(params, ScoreParams):
+        params = ScoreParams.model_validate(params or {})
+    partition = f" {params.partition}" if params.partition else ""
+    return f"score {scheduled_date(params.timezone).isoformat()} {params.model_ref}{partition}"
+
+
+@flow(name="score", flow_run_name=score_run_name)
+def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[Any]:
+    """Score review Parquet files with one model version and write labeled predictions.
+
+    An expected failure (unknown model, missing input, a file that cannot be scored) ends the
+    run Failed with a message that says what and where; only bugs bring a traceback.
+    """
+    settings = get_settings().resolve(
+        model_store_root=params.model_store_root,
+        model_name=params.model_name,
+        input_dir=params.input_path,
+        output_dir=params.output_root,
     )
+    store_root, model_name = str(settings.model_store_root), settings.model_name
+    input_path, output_root = str(settings.input_dir), str(settings.output_dir)
+    run_date = scheduled_date(params.timezone) if params.partition else None
+    try:
+        model = resolve_model_task(store_root, model_name, params.model_ref)
+        plan = plan_task(
+            input_path,
+            output_root,
+            model,
+            params.text_column,
+            params.id_column,
+            params.batch_size,
+            params.partition,
+            run_date,
+        )
+    except EXPECTED_ERRORS as error:
+        return fail_run(error)
     results, failures, seconds = score_files(
-        jobs, build_task_runner(params), params.max_concurrent_files
+        plan.jobs, build_task_runner(params), params.max_concurrent_files
     )
-    output_dir = str(output_dir_for(Path(output_root).absolute(), model.name, model.version))
-    summary = summarize_task(model, output_dir, results, failures, seconds, params.drift_threshold)
-    publish_summary(summary)
+    completed = mark_complete_task(results, failures, model)
+    summary = summarize_task(
+        model, plan, results, failures, seconds, params.drift_threshold, completed
+    )
+    publish_summary_task(summary)
     record = summary.model_dump(mode="json")
     if failures:
         # Ending Failed makes alerts fire; the outputs of the other files stay in place.
-        raise ScoringFailedError(
-            f"{len(failures)} of {len(jobs)} files failed: "
-            + "; ".join(f"{failure.input_path}: {failure.error}" for failure in failures),
-            record,
+        message = f"{len(failures)} of {len(plan.jobs)} files failed: " + "; ".join(
+            failure.error for failure in failures
         )
+        return fail_run(ScoringFailedError(message, record), message)
     return record
 
 

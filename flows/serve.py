@@ -1,56 +1,70 @@
 """Both deployments served from one process: the alternative to a work pool and a worker.
 
-`make serve` (python -m flows.serve) registers the same two deployments as prefect.yaml, under the
-same names and with the same nightly schedule and concurrency limit, then runs their flow runs in
-subprocesses of this one. Serving takes the deployments over from the work pool; `make deploy`
-gives them back.
+`make serve` (python -m flows.serve) registers the deployments of prefect.yaml's process pool,
+as prefect.yaml declares them (names, tags, descriptions, the nightly schedule, the concurrency
+limit), then runs their flow runs in subprocesses of this one. Serving takes the deployments over
+from the work pool; `make deploy` gives them back.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flows.deploy import NightlySchedule, nightly_schedule
+from flows.deploy import (
+    PROJECT_DIR,
+    DeploymentConfig,
+    NightlySchedule,
+    nightly_schedule,
+    read_project,
+)
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-__all__ = ["SCORING_TAGS", "TRAINING_TAGS", "build_deployments", "main"]
-
-# As in prefect.yaml (tests/test_deployments.py holds the two together).
-TRAINING_NAME = "on-demand"
-SCORING_NAME = "nightly"
-TRAINING_TAGS = ["review-scoring", "training"]
-SCORING_TAGS = ["review-scoring", "scoring", "nightly"]
+__all__ = ["build_deployments", "main"]
 
 
-def build_deployments(schedule: NightlySchedule | None = None) -> list[RunnerDeployment]:
-    """Training on demand, and scoring on the nightly schedule, one run at a time."""
+def _runner_deployment(config: DeploymentConfig, schedule: NightlySchedule) -> RunnerDeployment:
+    """One deployment of prefect.yaml, to serve; its schedules are the nightly one filled in, as
+    flows.deploy fills them in for `prefect deploy` (each keeps its `active` flag)."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
 
-    from flows.scoring import score_flow
-    from flows.training import train_flow
-
-    schedule = schedule or nightly_schedule()
-    training = train_flow.to_deployment(
-        name=TRAINING_NAME,
-        tags=TRAINING_TAGS,
-        description="Train a model version on demand; set the parameters in the run form.",
-    )
-    scoring = score_flow.to_deployment(
-        name=SCORING_NAME,
-        tags=SCORING_TAGS,
-        description="Score the review Parquet in the input folder with the champion, nightly.",
-        schedule=Cron(schedule.cron, timezone=schedule.timezone),
-        # A run that would start while another is going is cancelled, as in prefect.yaml.
-        concurrency_limit=ConcurrencyLimitConfig(
-            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+    limit = config.concurrency_limit
+    return config.load_flow().to_deployment(
+        name=config.name,
+        tags=config.tags,
+        description=config.description,
+        schedules=[
+            Cron(schedule.cron, timezone=schedule.timezone, active=item.get("active", True))
+            for item in config.schedules
+        ],
+        concurrency_limit=(
+            ConcurrencyLimitConfig(
+                limit=limit["limit"],
+                collision_strategy=ConcurrencyLimitStrategy(limit["collision_strategy"]),
+            )
+            if limit
+            else None
         ),
     )
-    return [training, scoring]
+
+
+def build_deployments(
+    schedule: NightlySchedule | None = None, project_dir: Path = PROJECT_DIR
+) -> list[RunnerDeployment]:
+    """The deployments of prefect.yaml's process pool (training on demand, scoring nightly)."""
+    project = read_project(project_dir)
+    schedule = schedule or nightly_schedule(project_dir=project_dir)
+    return [
+        _runner_deployment(config, schedule)
+        for config in project.deployments
+        if config.work_pool == project.work_pools["process"]
+    ]
 
 
 def main(
@@ -66,8 +80,8 @@ def main(
         from prefect import serve as serve_function
     try:
         deployments = build_deployments()
-    except ValueError as error:
-        print(f"error: {error}")
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     # pause_on_shutdown=False: stopping or restarting this process leaves the nightly schedule on.
     serve_function(*deployments, pause_on_shutdown=False, limit=args.limit)

@@ -1,106 +1,131 @@
-"""train_flow: load -> pad -> train -> evaluate -> register -> promote, with its UI report."""
+"""train_flow: check -> load -> pad -> train -> evaluate -> register -> promote, with its report."""
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.states import State
 from pydantic import BaseModel, Field, model_validator
 
+from flows.failures import EXPECTED_ERRORS, fail_run
 from flows.settings import get_settings
-from tasks.data import load_task, pad_task
+from tasks.data import DataSource, load_task, pad_task
 from tasks.evaluation import evaluate_task, report_task
-from tasks.training import TrainingConfig, promote_task, register_task, train_task
+from tasks.text import DEFAULT_MAXLEN, DEFAULT_NUM_WORDS
+from tasks.training import (
+    PromotionMode,
+    TrainingConfig,
+    check_destination_task,
+    promote_task,
+    register_task,
+    train_task,
+)
 
-__all__ = ["TrainParams", "train_flow"]
+__all__ = ["TrainParams", "TrainingData", "train_flow"]
 
 
-class TrainParams(BaseModel):
-    """What to train on, the model recipe (the Keras tutorial's defaults), and where it goes."""
+class TrainingData(BaseModel):
+    """Where the labeled reviews come from, and how many words and tokens of them are kept."""
 
-    source: Literal["keras", "npz", "parquet"] = Field(
+    source: DataSource = Field(
         default="keras",
         description="keras: download the Keras IMDB set; npz: a local imdb.npz; "
         "parquet: labeled review Parquet (text, label)",
     )
     data_path: str | None = Field(
         default=None,
+        min_length=1,
         description="npz file, or Parquet folder/glob/file (a folder with train*.parquet and "
         "test*.parquet is split by name)",
     )
-    test_path: str | None = Field(default=None, description="Parquet test split, if separate")
+    test_path: str | None = Field(
+        default=None, min_length=1, description="Parquet test split, if separate"
+    )
     word_index_path: str | None = Field(
-        default=None, description="Keras imdb_word_index.json to use instead of building one"
+        default=None,
+        min_length=1,
+        description="Keras imdb_word_index.json to use instead of building one",
     )
-    num_words: int = Field(default=10_000, ge=4, le=1_000_000, description="Vocabulary size")
-    maxlen: int = Field(default=250, ge=1, le=10_000, description="Tokens kept per review")
-    architecture: Literal["lstm", "gru", "bilstm"] = Field(default="lstm")
-    embedding_dim: int = Field(default=32, ge=1, le=1024)
-    units: int = Field(default=32, ge=1, le=1024, description="Recurrent units")
-    pooling: Literal["last", "max"] = Field(
-        default="last",
-        description="last: the recurrent layer's final state (the tutorial); "
-        "max: max-pool over every time step",
+    num_words: int = Field(
+        default=DEFAULT_NUM_WORDS, ge=4, le=1_000_000, description="Vocabulary size"
     )
-    dropout_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
-    epochs: int = Field(default=10, ge=1, le=1000)
-    batch_size: int = Field(default=128, ge=1, le=65_536)
-    validation_split: float = Field(default=0.2, gt=0.0, lt=1.0)
-    learning_rate: float = Field(default=0.001, gt=0.0, le=1.0)
-    restore_best_weights: bool = Field(
-        default=True, description="Keep the weights of the epoch with the best validation loss"
+    maxlen: int = Field(
+        default=DEFAULT_MAXLEN, ge=1, le=10_000, description="Tokens kept per review"
     )
-    seed: int = Field(default=42, ge=0)
-    promote: Literal["auto", "always", "never"] = Field(
-        default="auto",
-        description="auto: champion moves only if test accuracy is at least the champion's",
-    )
-    model_name: str | None = Field(default=None, description="Defaults to the settings' name")
-    model_store_root: str | None = Field(default=None, description="Defaults to the settings'")
 
     @model_validator(mode="after")
-    def _data_path_needed(self) -> TrainParams:
+    def _data_path_needed(self) -> TrainingData:
         if self.source != "keras" and not self.data_path:
             raise ValueError(f"data_path is required when source is {self.source!r}")
         return self
 
+
+# Fields in this order: the data, the recipe (TrainingConfig's, written once there), then these.
+class TrainParams(TrainingConfig, TrainingData):
+    """What to train on, the model recipe (the Keras tutorial's defaults), and where it goes."""
+
+    promote: PromotionMode = Field(
+        default="auto",
+        description="auto: champion moves only if test accuracy is at least the champion's",
+    )
+    model_name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Name in the model store (default: REVIEW_SCORING_MODEL_NAME, imdb-sentiment)",
+    )
+    model_store_root: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Root of the model store (default: REVIEW_SCORING_MODEL_STORE_ROOT, models)",
+    )
+
     def training_config(self) -> TrainingConfig:
         """The recipe part of the parameters."""
-        return TrainingConfig(
-            architecture=self.architecture,
-            embedding_dim=self.embedding_dim,
-            units=self.units,
-            pooling=self.pooling,
-            dropout_rate=self.dropout_rate,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            validation_split=self.validation_split,
-            learning_rate=self.learning_rate,
-            restore_best_weights=self.restore_best_weights,
-            seed=self.seed,
+        return TrainingConfig.model_validate(
+            self.model_dump(include=set(TrainingConfig.model_fields))
         )
 
 
-@flow(name="train", log_prints=True)
-def train_flow(params: TrainParams | None = None) -> dict[str, object]:
-    """Train the review classifier and register it as a new model version."""
-    params = params or TrainParams()
-    settings = get_settings()
-    model_name = params.model_name or settings.model_name
-    store_root = params.model_store_root or str(settings.model_store_root)
-    config = params.training_config()
+def train_run_name() -> str:
+    """`train lstm on parquet imdb`: a list of runs reads as a log of recipes and data."""
+    from prefect.runtime import flow_run
 
-    data = load_task(
-        params.source,
-        params.data_path,
-        params.test_path,
-        params.word_index_path,
-        params.num_words,
-        params.maxlen,
-        params.seed,
+    params = flow_run.parameters.get("params")
+    if not isinstance(params, TrainParams):
+        params = TrainParams.model_validate(params or {})
+    data = f" {Path(params.data_path).name}" if params.data_path else ""
+    return f"train {params.architecture} on {params.source}{data}"
+
+
+@flow(name="train", flow_run_name=train_run_name, log_prints=True)
+def train_flow(params: TrainParams = TrainParams()) -> dict[str, object] | State[Any]:
+    """Train the review classifier and register it as a new model version.
+
+    An expected failure (a bad name, an unwritable store, bad data) ends the run Failed with a
+    message that says what and where, before any training; only bugs bring a traceback.
+    """
+    settings = get_settings().resolve(
+        model_name=params.model_name, model_store_root=params.model_store_root
     )
+    model_name, store_root = settings.model_name, str(settings.model_store_root)
+    try:
+        # A bad name or an unwritable store fails here, not after the training.
+        check_destination_task(store_root, model_name)
+        data = load_task(
+            params.source,
+            params.data_path,
+            params.test_path,
+            params.word_index_path,
+            params.num_words,
+            params.maxlen,
+            params.seed,
+        )
+    except EXPECTED_ERRORS as error:
+        return fail_run(error)
     padded = pad_task(data)
-    trained = train_task(padded, config, params.num_words, params.maxlen)
+    trained = train_task(padded, params.training_config(), params.num_words, params.maxlen)
     metrics = evaluate_task(trained.model, padded)
     registered = register_task(
         store_root,

@@ -1,7 +1,8 @@
 """`review-scoring models ...`: the command-line face of the model store.
 
 The console script (flows/cli.py) calls `add_models_parser` on its subparsers and, for the
-`models` command, `run_models_command(args, store_root)`. Nothing here imports Keras.
+`models` command, `run_models_command(args, store_root)`. Importing it imports no Keras; `verify`
+does, to check that each model loads in Keras's safe mode.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from model_store.errors import ModelStoreError
-from model_store.store import LATEST, ModelStore, ModelVersion
+from model_store.aliases import ALIAS_HISTORY_FILE, ALIASES_FILE
+from model_store.entities import ModelVersion
+from model_store.errors import IntegrityError, ModelStoreError
+from model_store.names import LATEST
+from model_store.store import ModelStore
 
 __all__ = ["DEFAULT_ALIAS", "KEY_METRICS", "add_models_parser", "run_models_command"]
 
@@ -59,7 +63,7 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     rollback_parser.add_argument("name", help="model name")
     rollback_parser.add_argument("--alias", default=DEFAULT_ALIAS, help="default: %(default)s")
 
-    alias_parser = commands.add_parser("alias", help="set or remove an alias")
+    alias_parser = commands.add_parser("alias", help="set, remove or repair aliases")
     alias_commands = alias_parser.add_subparsers(
         dest="alias_command", metavar="ACTION", required=True
     )
@@ -70,6 +74,10 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     alias_remove_parser = alias_commands.add_parser("remove", help="remove ALIAS")
     alias_remove_parser.add_argument("name", help="model name")
     alias_remove_parser.add_argument("alias", help="alias name")
+    alias_repair_parser = alias_commands.add_parser(
+        "repair", help="rebuild an unreadable aliases.json from the alias history"
+    )
+    alias_repair_parser.add_argument("name", help="model name")
 
     delete_parser = commands.add_parser(
         "delete", help="delete a version (refused while an alias points at it)"
@@ -95,7 +103,8 @@ def run_models_command(
 ) -> int:
     """Run a parsed `models` command against the store at `store_root`; return the exit code.
 
-    Store errors become one line on stderr, `error: ...`, and exit code 1.
+    Store errors become one line on stderr, `error: ...`, and exit code 1; a damaged alias
+    file's error says which command repairs it.
     """
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
@@ -112,13 +121,21 @@ def run_models_command(
     try:
         return handlers[args.models_command](store, args, out, err)
     except (ModelStoreError, OSError) as error:
-        print(f"error: {_one_line(str(error))}", file=err)
+        print(_error_line(error, getattr(args, "name", None)), file=err)
         return 1
+
+
+def _error_line(error: Exception, model_name: str | None) -> str:
+    """`error: <message>`; for a damaged alias file, also the command that repairs it."""
+    message = _one_line(str(error))
+    if isinstance(error, IntegrityError) and {ALIASES_FILE, ALIAS_HISTORY_FILE} & set(error.files):
+        message += f"; `review-scoring models alias repair {model_name or 'NAME'}` rebuilds it"
+    return f"error: {message}"
 
 
 def _list(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.name is None:
-        return _list_models(store, args, out)
+        return _list_models(store, args, out, err)
     versions = store.list_versions(args.name)
     if args.json:
         rows = [
@@ -130,6 +147,7 @@ def _list(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO)
                 "run_id": version.manifest.get("run_id"),
                 "data_fingerprint": version.manifest.get("data_fingerprint"),
                 "path": str(version.path),
+                "status": version.status,
             }
             for version in versions
         ]
@@ -139,13 +157,20 @@ def _list(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO)
         print(f"model {args.name!r} has no versions", file=out)
         return 0
     metric_columns = _metric_columns(versions)
-    header = ["VERSION", "CREATED", *(name.upper() for name in metric_columns), "ALIASES"]
+    header = [
+        "VERSION",
+        "CREATED",
+        *(name.upper() for name in metric_columns),
+        "ALIASES",
+        "STATUS",
+    ]
     rows = [
         [
             str(version.version),
             _format_time(version.created_at),
             *(_format_metric(version.metrics.get(name)) for name in metric_columns),
             ", ".join(version.aliases) or "-",
+            version.status,
         ]
         for version in versions
     ]
@@ -153,11 +178,15 @@ def _list(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO)
     return 0
 
 
-def _list_models(store: ModelStore, args: argparse.Namespace, out: TextIO) -> int:
+def _list_models(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     summaries = []
     for name in store.list_models():
-        versions = [version.version for version in store.list_versions(name)]
-        aliases = store.aliases(name)
+        try:
+            versions = [version.version for version in store.list_versions(name)]
+            aliases = store.aliases(name)
+        except IntegrityError as error:  # here the hint can name the model
+            print(_error_line(error, name), file=err)
+            return 1
         summaries.append(
             {"name": name, "versions": versions, "latest": max(versions), "aliases": aliases}
         )
@@ -262,9 +291,22 @@ def _rollback(store: ModelStore, args: argparse.Namespace, out: TextIO, err: Tex
 def _alias(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.alias_command == "set":
         return _promote(store, args, out, err)
+    if args.alias_command == "repair":
+        return _repair_aliases(store, args, out)
     previous = store.aliases(args.name).get(args.alias)
     store.remove_alias(args.name, args.alias)
     print(f"removed alias {args.alias} of {args.name} (was version {previous})", file=out)
+    return 0
+
+
+def _repair_aliases(store: ModelStore, args: argparse.Namespace, out: TextIO) -> int:
+    rewritten = store.repair_aliases(args.name)
+    aliases = store.aliases(args.name)
+    alias_text = ", ".join(f"{alias} -> {aliases[alias]}" for alias in sorted(aliases)) or "none"
+    if not rewritten:
+        print(f"the alias files of {args.name} are sound; aliases: {alias_text}", file=out)
+    else:
+        print(f"rewrote {' and '.join(rewritten)} of {args.name}; aliases: {alias_text}", file=out)
     return 0
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,17 +11,28 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from model_store import sha256_of_file
-from tasks.text import OOV_ID, START_ID, Vocabulary, build_word_index, encode_texts, pad_sequences
+from tasks.parquet_files import find_parquet_files
+from tasks.retries import RETRY_DELAY_SECONDS, is_transient
+from tasks.text import (
+    DEFAULT_MAXLEN,
+    DEFAULT_NUM_WORDS,
+    OOV_ID,
+    START_ID,
+    Vocabulary,
+    build_word_index,
+    encode_texts,
+    is_text_type,
+    pad_sequences,
+)
 
 __all__ = [
     "KERAS_IMDB_URL",
     "LabeledData",
     "PaddedData",
-    "is_glob",
     "load_imdb_npz",
     "load_keras_imdb",
     "load_labeled_data",
@@ -53,7 +62,7 @@ class LabeledData:
     test_labels: np.ndarray
     vocabulary: Vocabulary
     fingerprint: str
-    description: str
+    description: str  # where the reviews came from, in one line for the log
 
 
 @dataclass
@@ -85,8 +94,8 @@ def _check_split(labels: np.ndarray, where: str) -> None:
 def load_imdb_npz(
     npz_path: str | Path,
     word_index_path: str | Path,
-    num_words: int = 10_000,
-    maxlen: int = 250,
+    num_words: int = DEFAULT_NUM_WORDS,
+    maxlen: int = DEFAULT_MAXLEN,
     seed: int = 113,
 ) -> LabeledData:
     """Read Keras's imdb.npz (word ranks) the way keras.datasets.imdb.load_data does."""
@@ -131,7 +140,9 @@ def load_imdb_npz(
     )
 
 
-def load_keras_imdb(num_words: int = 10_000, maxlen: int = 250, seed: int = 113) -> LabeledData:
+def load_keras_imdb(
+    num_words: int = DEFAULT_NUM_WORDS, maxlen: int = DEFAULT_MAXLEN, seed: int = 113
+) -> LabeledData:
     """Download (or reuse Keras's cache of) imdb.npz and its word index, then load them."""
     import keras
 
@@ -150,34 +161,12 @@ def load_keras_imdb(num_words: int = 10_000, maxlen: int = 250, seed: int = 113)
     return load_imdb_npz(npz_path, word_index_path, num_words=num_words, maxlen=maxlen, seed=seed)
 
 
-def is_glob(text: str) -> bool:
-    """Whether a path parameter is a glob pattern rather than a file or folder."""
-    return any(character in text for character in "*?[")
-
-
 def resolve_parquet_paths(path: str | Path, parameter: str = "data_path") -> list[Path]:
-    """A file, a folder (its visible *.parquet, not recursive) or a glob, as sorted files."""
-    text = str(path)
-    if is_glob(text):
-        found = sorted(
-            Path(match) for match in glob.glob(text, recursive=True) if Path(match).is_file()
-        )
-        if not found:
-            raise FileNotFoundError(f"{parameter}: no files match the glob {text!r}")
-        return found
-    folder = Path(text)
-    if folder.is_dir():
-        found = sorted(
-            child
-            for child in folder.iterdir()
-            if child.is_file() and child.suffix == ".parquet" and not child.name.startswith(".")
-        )
-        if not found:
-            raise FileNotFoundError(f"{parameter}: no .parquet files in the folder {text}")
-        return found
-    if folder.is_file():
-        return [folder]
-    raise FileNotFoundError(f"{parameter}: {text} does not exist")
+    """The Parquet files a folder (recursive), glob or file names, sorted, as scoring finds them.
+
+    Raises FileNotFoundError naming `parameter` when nothing is found.
+    """
+    return find_parquet_files(path, parameter)[1]
 
 
 def _read_labeled_parquet(
@@ -195,10 +184,9 @@ def _read_labeled_parquet(
                 raise ValueError(
                     f"{path}: missing column {column!r} (columns: {', '.join(table.column_names)})"
                 )
-        if not pa.types.is_string(table.schema.field(text_column).type) and not (
-            pa.types.is_large_string(table.schema.field(text_column).type)
-        ):
-            raise ValueError(f"{path}: column {text_column!r} must be string")
+        text_type = table.schema.field(text_column).type
+        if not is_text_type(text_type):
+            raise ValueError(f"{path}: column {text_column!r} must hold text, not {text_type}")
         file_texts = table.column(text_column).to_pylist()
         for row, text in enumerate(file_texts):
             if text is None or not text.strip():
@@ -226,8 +214,8 @@ def load_parquet_reviews(
     data_path: str | Path,
     test_path: str | Path | None = None,
     word_index_path: str | Path | None = None,
-    num_words: int = 10_000,
-    maxlen: int = 250,
+    num_words: int = DEFAULT_NUM_WORDS,
+    maxlen: int = DEFAULT_MAXLEN,
     test_fraction: float = 0.2,
     seed: int = 113,
     text_column: str = "text",
@@ -300,8 +288,8 @@ def load_labeled_data(
     data_path: str | Path | None = None,
     test_path: str | Path | None = None,
     word_index_path: str | Path | None = None,
-    num_words: int = 10_000,
-    maxlen: int = 250,
+    num_words: int = DEFAULT_NUM_WORDS,
+    maxlen: int = DEFAULT_MAXLEN,
     seed: int = 113,
 ) -> LabeledData:
     """Dispatch on the source; every source ends in the same ids and vocabulary form."""
@@ -344,20 +332,15 @@ def pad_data(data: LabeledData) -> PaddedData:
     )
 
 
-def describe(data: LabeledData) -> str:
-    """One line for the log."""
-    return json.dumps(
-        {
-            "source": data.description,
-            "train": len(data.train_ids),
-            "test": len(data.test_ids),
-            "vocabulary": len(data.vocabulary.word_index),
-        }
-    )
-
-
 # Arrays move between these tasks in memory: never hashed for caching, never persisted.
-@task(name="load", cache_policy=NO_CACHE, persist_result=False)
+@task(
+    name="load",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=1,
+    retry_delay_seconds=RETRY_DELAY_SECONDS,
+    retry_condition_fn=is_transient,
+)
 def load_task(
     source: DataSource,
     data_path: str | None,
@@ -367,8 +350,12 @@ def load_task(
     maxlen: int,
     seed: int,
 ) -> LabeledData:
-    """Load labeled reviews as ids with their vocabulary."""
-    return load_labeled_data(source, data_path, test_path, word_index_path, num_words, maxlen, seed)
+    """Load labeled reviews as ids with their vocabulary; log where they came from."""
+    data = load_labeled_data(source, data_path, test_path, word_index_path, num_words, maxlen, seed)
+    get_run_logger().info(
+        "loaded %s; vocabulary of %d words", data.description, len(data.vocabulary.word_index)
+    )
+    return data
 
 
 @task(name="pad", cache_policy=NO_CACHE, persist_result=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HISTOGRAM_BINS",
     "POSITIVE_THRESHOLD",
+    "count_shares",
     "evaluate_model",
     "evaluate_task",
     "plot_curves",
@@ -57,11 +59,15 @@ def score_counts(scores: np.ndarray, bins: int = HISTOGRAM_BINS) -> np.ndarray:
     return counts.astype(np.int64)
 
 
+def count_shares(counts: Sequence[int]) -> list[float]:
+    """Each bin's share of the total, rounded to 6 places (all 0.0 when nothing was counted)."""
+    total = int(sum(counts))
+    return [round(int(count) / total, 6) if total else 0.0 for count in counts]
+
+
 def score_histogram(scores: np.ndarray, bins: int = HISTOGRAM_BINS) -> list[float]:
     """Share of scores in each bin of `score_counts`: the test split's distribution, for drift."""
-    counts = score_counts(scores, bins)
-    total = max(int(counts.sum()), 1)
-    return [round(float(count) / total, 6) for count in counts]
+    return count_shares(score_counts(scores, bins).tolist())
 
 
 def evaluate_model(

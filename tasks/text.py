@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 
 __all__ = [
+    "DEFAULT_MAXLEN",
+    "DEFAULT_NUM_WORDS",
     "KERAS_FILTERS",
     "OOV_ID",
     "PAD_ID",
@@ -30,6 +32,9 @@ KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 PAD_ID = 0
 START_ID = 1
 OOV_ID = 2
+# The Keras tutorial's tokenizer settings: the 10,000 most frequent words, 250 tokens per review.
+DEFAULT_NUM_WORDS = 10_000
+DEFAULT_MAXLEN = 250
 # The two-string form maps to code points, which str.translate applies faster than strings.
 _TRANSLATION = str.maketrans(KERAS_FILTERS, " " * len(KERAS_FILTERS))
 
@@ -56,9 +61,9 @@ class Vocabulary:
     """A word index plus the tokenizer settings it was trained with; stored with every model."""
 
     word_index: Mapping[str, int] = field(repr=False)
-    num_words: int = 10_000
+    num_words: int = DEFAULT_NUM_WORDS
     index_from: int = 3
-    maxlen: int = 250
+    maxlen: int = DEFAULT_MAXLEN
     padding: str = "pre"
     truncating: str = "pre"
     source: str = "keras"
@@ -126,10 +131,10 @@ def encode_texts(
 def pad_sequences(
     sequences: list[list[int]], maxlen: int, padding: str = "pre", truncating: str = "pre"
 ) -> np.ndarray:
-    """Pad with 0 and cut to maxlen, like keras.utils.pad_sequences, into an int32 matrix."""
+    """Pad with PAD_ID and cut to maxlen, like keras.utils.pad_sequences, into an int32 matrix."""
     if maxlen < 1:
         raise ValueError(f"maxlen must be at least 1, got {maxlen}")
-    output = np.zeros((len(sequences), maxlen), dtype=np.int32)
+    output = np.full((len(sequences), maxlen), PAD_ID, dtype=np.int32)
     for row, sequence in enumerate(sequences):
         if not sequence:
             continue

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
+from pydantic import BaseModel, ConfigDict, Field
 
+from model_store import PromotionDecision, PromotionMode
 from tasks.data import PaddedData
 from tasks.evaluation import plot_curves
+from tasks.retries import RETRY_DELAY_SECONDS, is_transient
 from tasks.text import Vocabulary
 
 if TYPE_CHECKING:
@@ -22,55 +28,63 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARCHITECTURES",
+    "Architecture",
+    "Pooling",
     "TrainedModel",
     "TrainingConfig",
     "build_model",
+    "check_destination_task",
     "set_seed",
     "train_model",
     "train_task",
 ]
 
+# The one list of model shapes: a new one is its name here and its layers in _ENCODERS below.
 Architecture = Literal["lstm", "gru", "bilstm"]
-ARCHITECTURES: tuple[str, ...] = ("lstm", "gru", "bilstm")
-# last: the recurrent layer's final state (the tutorial); max: the maximum over every time step.
+ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 Pooling = Literal["last", "max"]
-POOLINGS: tuple[str, ...] = ("last", "max")
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
-    """The tutorial's recipe; every default is the tutorial's."""
+class TrainingConfig(BaseModel):
+    """The model recipe: every default is the Keras tutorial's, every limit is checked here.
 
-    architecture: Architecture = "lstm"
-    embedding_dim: int = 32
-    units: int = 32
-    pooling: Pooling = "last"
-    dropout_rate: float = 0.0
-    epochs: int = 10
-    batch_size: int = 128
-    validation_split: float = 0.2
-    learning_rate: float = 0.001
-    restore_best_weights: bool = True
-    seed: int = 42
+    Flow parameters (flows.training.TrainParams), the command line and the Prefect UI form are
+    all drawn from these fields.
+    """
 
-    def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(
-                f"architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}"
-            )
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
-        for name in ("embedding_dim", "units", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 < self.validation_split < 1:
-            raise ValueError(
-                f"validation_split must be between 0 and 1 (exclusive), got {self.validation_split}"
-            )
-        if not 0 <= self.dropout_rate < 1:
-            raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+    model_config = ConfigDict(frozen=True)
+
+    architecture: Architecture = Field(
+        default="lstm",
+        description="lstm: the tutorial's LSTM; gru: a GRU instead; bilstm: a bidirectional LSTM",
+    )
+    embedding_dim: int = Field(default=32, ge=1, le=1024, description="Size of each word vector")
+    units: int = Field(
+        default=32, ge=1, le=1024, description="Recurrent units (per direction for bilstm)"
+    )
+    pooling: Pooling = Field(
+        default="last",
+        description="last: the recurrent layer's final state (the tutorial); "
+        "max: max-pool over every time step",
+    )
+    dropout_rate: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="Dropout on the recurrent layer's inputs"
+    )
+    epochs: int = Field(default=10, ge=1, le=1000, description="Passes over the training split")
+    batch_size: int = Field(default=128, ge=1, le=65_536, description="Reviews per gradient step")
+    validation_split: float = Field(
+        default=0.2,
+        gt=0.0,
+        lt=1.0,
+        description="Share of the training split held out to pick the best epoch",
+    )
+    learning_rate: float = Field(default=0.001, gt=0.0, le=1.0, description="Adam's step size")
+    restore_best_weights: bool = Field(
+        default=True, description="Keep the weights of the epoch with the best validation loss"
+    )
+    seed: int = Field(
+        default=42, ge=0, description="Seeds the data split, the weights and the validation shuffle"
+    )
 
 
 @dataclass
@@ -90,49 +104,44 @@ def set_seed(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def build_model(
-    architecture: Architecture = "lstm",
-    num_words: int = 10_000,
-    maxlen: int = 250,
-    embedding_dim: int = 32,
-    units: int = 32,
-    pooling: Pooling = "last",
-    dropout_rate: float = 0.0,
-    learning_rate: float = 0.001,
-) -> keras.Model:
-    """Embedding -> recurrent layer -> Dense(1, sigmoid), compiled with adam and cross-entropy."""
+def _recurrent(config: TrainingConfig, layer: str, bidirectional: bool = False) -> list[Any]:
+    """The recurrent layer `keras.layers.<layer>` (LSTM, GRU), then the pooling the config asks
+    for over its outputs."""
     import keras
 
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
-    every_step = pooling == "max"
-    if architecture == "lstm":
-        recurrent: keras.layers.Layer = keras.layers.LSTM(
-            units, dropout=dropout_rate, return_sequences=every_step
-        )
-    elif architecture == "gru":
-        recurrent = keras.layers.GRU(units, dropout=dropout_rate, return_sequences=every_step)
-    elif architecture == "bilstm":
-        recurrent = keras.layers.Bidirectional(
-            keras.layers.LSTM(units, dropout=dropout_rate, return_sequences=every_step)
-        )
-    else:
-        raise ValueError(
-            f"architecture must be one of {', '.join(ARCHITECTURES)}, got {architecture!r}"
-        )
-    pooled = [keras.layers.GlobalMaxPooling1D()] if every_step else []
+    every_step = config.pooling == "max"
+    recurrent = getattr(keras.layers, layer)(
+        config.units, dropout=config.dropout_rate, return_sequences=every_step
+    )
+    if bidirectional:
+        recurrent = keras.layers.Bidirectional(recurrent)
+    return [recurrent, keras.layers.GlobalMaxPooling1D()] if every_step else [recurrent]
+
+
+# The layers between the embedding and the output, for each Architecture.
+_ENCODERS: dict[str, Callable[[TrainingConfig], list[Any]]] = {
+    "lstm": lambda config: _recurrent(config, "LSTM"),
+    "gru": lambda config: _recurrent(config, "GRU"),
+    "bilstm": lambda config: _recurrent(config, "LSTM", bidirectional=True),
+}
+
+
+def build_model(config: TrainingConfig, num_words: int, maxlen: int) -> keras.Model:
+    """Embedding -> the architecture's layers -> Dense(1, sigmoid), compiled with adam and
+    binary cross-entropy; input: `maxlen` token ids below `num_words`."""
+    import keras
+
     model = keras.Sequential(
         [
             keras.Input(shape=(maxlen,), dtype="int32", name="token_ids"),
-            keras.layers.Embedding(num_words, embedding_dim),
-            recurrent,
-            *pooled,
+            keras.layers.Embedding(num_words, config.embedding_dim),
+            *_ENCODERS[config.architecture](config),
             keras.layers.Dense(1, activation="sigmoid"),
         ],
-        name=f"review_sentiment_{architecture}",
+        name=f"review_sentiment_{config.architecture}",
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
@@ -150,16 +159,7 @@ def train_model(
     import keras
 
     set_seed(config.seed)
-    model = build_model(
-        config.architecture,
-        num_words=num_words,
-        maxlen=maxlen,
-        embedding_dim=config.embedding_dim,
-        units=config.units,
-        pooling=config.pooling,
-        dropout_rate=config.dropout_rate,
-        learning_rate=config.learning_rate,
-    )
+    model = build_model(config, num_words=num_words, maxlen=maxlen)
     callbacks: list[keras.callbacks.Callback] = []
     if config.restore_best_weights:
         # Patience equal to the epoch count: never stops early, only keeps the best epoch.
@@ -224,44 +224,36 @@ def train_task(
     )
 
 
-PromotionMode = Literal["auto", "always", "never"]
+@task(
+    name="check-destination",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=RETRY_DELAY_SECONDS,
+    retry_condition_fn=is_transient,
+)
+def check_destination_task(store_root: str, model_name: str) -> None:
+    """Before any data is loaded: the model name is one the store takes, and the store root a
+    folder this run can write in (created if missing; a one-byte probe file, never left behind).
 
+    Raises model_store.InvalidNameError for a bad name, and OSError naming model_store_root when
+    the folder cannot be made or written: a file in its place, no permission, a full disk.
+    """
+    from model_store import validate_model_name
 
-@dataclass(frozen=True)
-class PromotionDecision:
-    """Whether the new version becomes champion, and why."""
-
-    promote: bool
-    reason: str
-    previous_champion: int | None
-
-
-def decide_promotion(
-    mode: PromotionMode,
-    new_accuracy: float,
-    champion_version: int | None,
-    champion_accuracy: float | None,
-) -> PromotionDecision:
-    """`auto` promotes when the new test accuracy is at least the champion's (or there is none)."""
-    if mode == "always":
-        return PromotionDecision(True, "promotion mode is 'always'", champion_version)
-    if mode == "never":
-        return PromotionDecision(False, "promotion mode is 'never'", champion_version)
-    if mode != "auto":
-        raise ValueError(f"promote must be 'auto', 'always' or 'never', got {mode!r}")
-    if champion_version is None:
-        return PromotionDecision(True, "there is no champion yet", None)
-    if champion_accuracy is None:
-        return PromotionDecision(
-            True, f"champion v{champion_version} has no test accuracy to compare", champion_version
-        )
-    comparison = (
-        f"test accuracy {new_accuracy:.4f} vs champion v{champion_version}'s "
-        f"{champion_accuracy:.4f}"
-    )
-    if new_accuracy >= champion_accuracy:
-        return PromotionDecision(True, f"{comparison}: at least as good", champion_version)
-    return PromotionDecision(False, f"{comparison}: worse, champion kept", champion_version)
+    validate_model_name(model_name)
+    root = Path(store_root)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"model_store_root: {root} is not a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root, prefix=".write-probe-") as probe:
+            probe.write(b"\0")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        raise OSError(
+            f"model_store_root: cannot write in {root}: {error.strerror or error}"
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -307,28 +299,23 @@ def register_version(
 def promote_version(
     store_root: str | Path, registered: RegisteredVersion, mode: PromotionMode, alias: str
 ) -> PromotionDecision:
-    """Apply the promotion rule against the current holder of `alias`."""
-    from model_store import ModelStore, NotFoundError
+    """Apply the promotion rule against the current holder of `alias`, in one step under the
+    store's lock, so that concurrent trainings cannot crown the worse model."""
+    from model_store import ModelStore
 
-    store = ModelStore(store_root)
-    try:
-        champion_version: int | None = store.resolve(registered.model_name, alias)
-    except NotFoundError:
-        champion_version = None
-    champion_accuracy = None
-    if champion_version is not None:
-        metrics = store.manifest(registered.model_name, champion_version).get("metrics", {})
-        champion_accuracy = metrics.get("test_accuracy")
-    new_accuracy = store.manifest(registered.model_name, registered.version)["metrics"][
-        "test_accuracy"
-    ]
-    decision = decide_promotion(mode, new_accuracy, champion_version, champion_accuracy)
-    if decision.promote:
-        store.set_alias(registered.model_name, alias, registered.version)
-    return decision
+    return ModelStore(store_root).promote(
+        registered.model_name, registered.version, alias, mode=mode
+    )
 
 
-@task(name="register", cache_policy=NO_CACHE, persist_result=False)
+@task(
+    name="register",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=1,
+    retry_delay_seconds=RETRY_DELAY_SECONDS,
+    retry_condition_fn=is_transient,
+)
 def register_task(
     store_root: str,
     model_name: str,
@@ -359,7 +346,13 @@ def register_task(
     return registered
 
 
-@task(name="promote", cache_policy=NO_CACHE)
+@task(
+    name="promote",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=RETRY_DELAY_SECONDS,
+    retry_condition_fn=is_transient,
+)
 def promote_task(
     store_root: str, registered: RegisteredVersion, mode: PromotionMode, alias: str = "champion"
 ) -> PromotionDecision:

@@ -1,14 +1,28 @@
-"""Shared fixtures: a real Prefect API for flow tests, and quiet TensorFlow."""
+"""Shared fixtures: a real Prefect API for flow tests, one tiny trained model, quiet TensorFlow."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+TINY_MODEL_NAME = "tiny-sentiment"
+TINY_NUM_WORDS = 60
+TINY_MAXLEN = 16
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `-n 2 --dist loadgroup` (`make test`), a module's tests share one worker, so its
+    module-scoped fixtures (a server, a trained model) are built once; a test may name its own
+    group to run beside them."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +32,37 @@ def prefect_api() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding v1 of a tiny model trained by the training code path, as champion.
+
+    Trained once per session; tests that change a store copy this one.
+    """
+    from model_store import ModelStore
+    from tasks.data import load_parquet_reviews, pad_data
+    from tasks.evaluation import evaluate_model
+    from tasks.training import TrainingConfig, train_model
+    from tests.synthetic import write_labeled_dataset
+
+    root = tmp_path_factory.mktemp("models")
+    folder = write_labeled_dataset(
+        tmp_path_factory.mktemp("labeled"), train_rows=400, test_rows=100
+    )
+    data = load_parquet_reviews(folder, num_words=TINY_NUM_WORDS, maxlen=TINY_MAXLEN)
+    padded = pad_data(data)
+    config = TrainingConfig(embedding_dim=8, units=8, epochs=3, batch_size=32, learning_rate=0.01)
+    trained = train_model(padded, config, num_words=TINY_NUM_WORDS, maxlen=TINY_MAXLEN)
+    metrics = evaluate_model(trained.model, padded)
+    store = ModelStore(root)
+    version = store.register(
+        TINY_MODEL_NAME,
+        trained.model,
+        data.vocabulary.to_dict(),
+        params={"epochs": 3},
+        metrics=metrics,
+        data_fingerprint=data.fingerprint,
+    )
+    store.set_alias(TINY_MODEL_NAME, "champion", version.version)
+    return root

@@ -1,5 +1,6 @@
-"""Real processes for the end-to-end test: a Prefect server, a PostgreSQL cluster, a worker, and a
-webhook receiver, each started on loopback and stopped by its own process id."""
+"""Real processes for the end-to-end and UI tests: a Prefect server (started by `make server`, as
+people start it), a PostgreSQL cluster, a worker, and a webhook receiver, each started on loopback
+and stopped by its own process id."""
 
 from __future__ import annotations
 
@@ -26,17 +27,28 @@ from typing import Any
 
 __all__ = [
     "PREFECT",
+    "REPO",
     "ManagedProcess",
+    "PrefectServer",
     "WebhookReceiver",
+    "deploy_project",
+    "describe",
     "find_postgres_bin",
     "free_port",
     "postgres_cluster",
     "prefect_server",
+    "project_environment",
     "start_process",
+    "start_worker",
+    "wait_for_final_state",
     "wait_until",
 ]
 
 PREFECT = [sys.executable, "-m", "prefect"]
+REPO = Path(__file__).resolve().parent.parent
+RUN_TIMEOUT = 300.0
+# Variables an enclosing `make test` hands down; the `make server` started here takes none of them.
+_OUTER_MAKE = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
 
 
 def free_port() -> int:
@@ -119,42 +131,145 @@ def _healthy(api_url: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class PrefectServer:
+    """A running `make server`: its address (the UI's, http://127.0.0.1:PORT) and its process."""
+
+    url: str
+    process: ManagedProcess
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
+
+    def flow_run_page(self, flow_run_id: object) -> str:
+        """The UI page of a flow run, the link an alert must carry."""
+        return f"{self.url}/runs/flow-run/{flow_run_id}"
+
+
 @contextmanager
 def prefect_server(
-    home: Path, environment: Mapping[str, str], cwd: Path, startup_timeout: float = 180.0
-) -> Iterator[tuple[str, ManagedProcess]]:
-    """`prefect server start` on a free loopback port with its own PREFECT_HOME.
+    home: Path,
+    environment: Mapping[str, str],
+    cwd: Path,
+    startup_timeout: float = 180.0,
+    ui: bool = False,
+) -> Iterator[PrefectServer]:
+    """`make server` on a free loopback port with its own PREFECT_HOME, using this interpreter's
+    Prefect and never reinstalling the virtual environment.
 
-    The database is SQLite under `home` unless `environment` names another one.
-    Yields the API URL and the process.
+    The database is SQLite under `home` unless `environment` names another one. Whatever
+    PREFECT_API_URL `environment` holds, the Makefile points the server's UI and links at itself.
+    The UI is off unless asked for (it adds start-up time).
     """
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     server_environment = {
-        **environment,
+        **{name: value for name, value in environment.items() if name not in _OUTER_MAKE},
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",  # nobody looks at it here; saves start-up time
+        "PREFECT_SERVER_UI_ENABLED": str(ui).lower(),
     }
-    server_environment.pop("PREFECT_API_URL", None)
-    server = start_process(
-        "prefect server",
-        [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        server_environment,
-        home / "server.log",
-        cwd,
-    )
-    api_url = f"http://127.0.0.1:{port}/api"
+    command = [
+        "make",
+        "--no-print-directory",
+        "-o",
+        "venv",  # the checkout's .venv is what runs the tests, or it is not there at all
+        "server",
+        f"PREFECT_PORT={port}",
+        f"BIN={Path(sys.executable).parent}",
+    ]
+    server = start_process("prefect server", command, server_environment, home / "server.log", cwd)
+    running = PrefectServer(url=f"http://127.0.0.1:{port}", process=server)
     try:
 
         def ready() -> bool:
             server.check_alive()
-            return _healthy(api_url)
+            return _healthy(running.api_url)
 
-        wait_until(ready, startup_timeout, f"the Prefect server at {api_url}", interval=1.0)
-        yield api_url, server
+        wait_until(ready, startup_timeout, f"the Prefect server at {running.url}", interval=1.0)
+        yield running
     finally:
         server.stop()
+
+
+def project_environment(root: Path) -> dict[str, str]:
+    """This process's environment without Prefect or project settings, the project's folders
+    (model store, reviews, predictions) under `root`, and this checkout as the runs' folder."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("PREFECT_", "REVIEW_SCORING_"))
+    }
+    environment.update(
+        {
+            "REVIEW_SCORING_MODEL_STORE_ROOT": str(root / "models"),
+            "REVIEW_SCORING_INPUT_DIR": str(root / "reviews"),
+            "REVIEW_SCORING_OUTPUT_DIR": str(root / "predictions"),
+            "REVIEW_SCORING_PROJECT_DIR": str(REPO),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
+    )
+    return environment
+
+
+def start_worker(environment: Mapping[str, str], root: Path) -> ManagedProcess:
+    """`make worker`'s process worker for the project's pool, its home and log under `root`.
+
+    It may start before `make deploy`: it creates its pool itself when the pool is not there yet.
+    """
+    from flows.deploy import PROCESS_POOL
+
+    return start_process(
+        "worker",
+        [*PREFECT, "worker", "start", "--pool", PROCESS_POOL, "--type", "process"],
+        {
+            **environment,
+            "PREFECT_HOME": str(root / "worker-home"),
+            "PREFECT_WORKER_QUERY_SECONDS": "2",  # each poll writes: spare SQLite
+        },
+        root / "worker.log",
+        REPO,
+    )
+
+
+def deploy_project(
+    environment: Mapping[str, str], webhook_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`make deploy`'s step, `python -m flows.deploy`, with the failure alert when a webhook URL
+    is given; returns the finished process for the caller to check."""
+    alert = {"REVIEW_SCORING_ALERT_WEBHOOK_URL": webhook_url} if webhook_url else {}
+    return subprocess.run(
+        [sys.executable, "-m", "flows.deploy"],
+        cwd=REPO,
+        env={**environment, **alert},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def describe(flow_run: Any) -> str:
+    """`name: state (message)`, for assertion messages."""
+    return f"{flow_run.name}: {flow_run.state.name} ({flow_run.state.message or 'no message'})"
+
+
+def wait_for_final_state(
+    client: Any, flow_run_id: Any, worker: ManagedProcess, timeout: float = RUN_TIMEOUT
+) -> Any:
+    """The flow run once its state is final; TimeoutError with the worker's log otherwise."""
+
+    def final() -> Any:
+        worker.check_alive()
+        flow_run = client.read_flow_run(flow_run_id)
+        return flow_run if flow_run.state and flow_run.state.is_final() else None
+
+    try:
+        return wait_until(final, timeout, f"flow run {flow_run_id} to end", interval=1.0)
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}\n{worker.log_tail()}") from None
 
 
 def find_postgres_bin() -> Path | None:

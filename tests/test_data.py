@@ -68,6 +68,35 @@ def test_npz_in_keras_format_loads_like_keras(tmp_path: Path) -> None:
     assert data.vocabulary.word_index == index
 
 
+@pytest.mark.parametrize(
+    "text_type",
+    [pa.dictionary(pa.int32(), pa.string()), pa.large_string(), pa.string_view()],
+    ids=["dictionary", "large_string", "string_view"],
+)
+def test_text_columns_scoring_accepts_load_for_training(tmp_path: Path, text_type) -> None:
+    # What DuckDB, Polars and Spark write: the one contract is tasks.text.is_text_type.
+    folder = write_labeled_dataset(tmp_path / "imdb", train_rows=40, test_rows=10)
+    for path in folder.glob("*.parquet"):
+        table = pq.read_table(path)
+        column = table.schema.get_field_index("text")
+        pq.write_table(table.set_column(column, "text", table["text"].cast(text_type)), path)
+    assert pq.read_schema(folder / "train.parquet").field("text").type == text_type
+    data = load_parquet_reviews(folder, num_words=50, maxlen=12)
+    plain_folder = write_labeled_dataset(tmp_path / "plain", train_rows=40, test_rows=10)
+    plain = load_parquet_reviews(plain_folder, num_words=50, maxlen=12)
+    assert (data.train_ids, data.test_ids) == (plain.train_ids, plain.test_ids)
+
+
+def test_a_path_with_wildcard_characters_is_taken_literally(tmp_path: Path) -> None:
+    path = write_labeled_parquet(tmp_path / "reviews [2024].parquet", rows=40, seed=3)
+    assert len(load_parquet_reviews(path).train_ids) == 32
+    folder = write_labeled_dataset(tmp_path / "imdb[1]", train_rows=20, test_rows=10)
+    assert len(load_labeled_data("parquet", str(folder)).test_ids) == 10
+    # Without such a path, the same characters make a glob.
+    data = load_labeled_data("parquet", str(tmp_path / "imdb?1?" / "*.parquet"))
+    assert len(data.train_ids) + len(data.test_ids) == 30
+
+
 def _write(path: Path, columns: dict) -> Path:
     pq.write_table(pa.table(columns), path)
     return path
@@ -83,6 +112,7 @@ def _write(path: Path, columns: dict) -> Path:
         ({"text": ["a", "  "], "label": [0, 1]}, "row 1 has an empty or null 'text'"),
         ({"text": ["a", "b"], "label": [1, 1]}, "only label 1 present"),
         ({"text": ["a", "b"], "label": ["pos", "neg"]}, "labels must be 0 or 1"),
+        ({"text": [1, 2], "label": [0, 1]}, "column 'text' must hold text, not int64"),
     ],
 )
 def test_bad_parquet_fails_naming_the_file(tmp_path: Path, columns: dict, message: str) -> None:

@@ -1,5 +1,6 @@
 """Static checks of the deployments: prefect.yaml, flows/serve.py, flows/deploy.py and the Makefile
 agree with each other and with the flows, without a server (tests/test_e2e.py runs them for real).
+prefect.yaml is the one source: flows.deploy.read_project reads it, and flows.serve serves that.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import pytest
 import yaml
 
 from flows.deploy import (
-    DEFAULT_CRON,
-    DEFAULT_TIMEZONE,
     DOCKER_POOL,
     NIGHTLY_SCORING,
     NIGHTLY_SCORING_DOCKER,
@@ -22,6 +21,7 @@ from flows.deploy import (
     TRAINING,
     NightlySchedule,
     nightly_schedule,
+    read_project,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,6 +65,48 @@ def test_prefect_yaml_is_what_prefect_deploy_reads(prefect_yaml: dict[str, Any])
     for deployment in model.deployments:
         path, function = deployment.entrypoint.split(":")
         assert (REPO / path).is_file() and function
+
+
+def test_read_project_reads_what_prefect_deploy_reads(prefect_yaml: dict[str, Any]) -> None:
+    from prefect.cli.deploy._models import PrefectYamlModel
+    from prefect.flows import load_flow_from_entrypoint
+
+    model = PrefectYamlModel.model_validate(prefect_yaml)
+    project = read_project(REPO)
+    assert [deployment.name for deployment in project.deployments] == [
+        deployment.name for deployment in model.deployments
+    ]
+    for expected in model.deployments:
+        read = project.deployment(expected.name)
+        flow_name = load_flow_from_entrypoint(expected.entrypoint).name
+        assert read.full_name == f"{flow_name}/{expected.name}"
+        assert (read.entrypoint, read.tags, read.work_pool) == (
+            expected.entrypoint,
+            expected.tags,
+            expected.work_pool.name,
+        )
+        assert read.description == expected.description
+        limit = expected.concurrency_limit
+        assert read.concurrency_limit == (limit.model_dump(exclude_none=True) if limit else None)
+    # The names other modules import are prefect.yaml's.
+    pools = prefect_yaml["definitions"]["work_pools"]
+    assert (pools["process"]["name"], pools["docker"]["name"]) == (PROCESS_POOL, DOCKER_POOL)
+    assert (TRAINING, NIGHTLY_SCORING, NIGHTLY_SCORING_DOCKER) == (
+        "train/on-demand",
+        "score/nightly",
+        "score/nightly-docker",
+    )
+    with pytest.raises(KeyError, match="no deployment 'weekly'"):
+        project.deployment("weekly")
+
+
+def test_a_folder_without_prefect_yaml_is_refused(tmp_path: Path) -> None:
+    from flows.serve import build_deployments
+
+    with pytest.raises(FileNotFoundError):
+        read_project(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        build_deployments(NightlySchedule("0 2 * * *", "UTC"), project_dir=tmp_path)
 
 
 def test_runs_start_in_the_project_folder_named_by_the_worker(
@@ -126,7 +168,7 @@ def test_scoring_runs_nightly_in_a_time_zone_that_can_be_set(
 
 
 def test_default_schedule_is_two_in_the_morning_utc() -> None:
-    assert (DEFAULT_CRON, DEFAULT_TIMEZONE) == ("0 2 * * *", "UTC")
+    assert read_project(REPO).default_schedule == NightlySchedule("0 2 * * *", "UTC")
     assert nightly_schedule({}) == NightlySchedule("0 2 * * *", "UTC")
 
 
@@ -177,6 +219,7 @@ def test_serve_builds_the_same_deployments_as_prefect_yaml(prefect_yaml: dict[st
         assert f"{served.flow_name}/{served.name}" == full_name
         assert served.entrypoint == configured["entrypoint"]
         assert served.tags == configured["tags"]
+        assert served.description == " ".join(configured["description"].split())
     assert training.schedules in (None, [])
     [served_schedule] = scoring.schedules
     assert served_schedule.active
@@ -223,7 +266,10 @@ def test_deploy_refuses_to_run_without_a_server(monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
-        ("server", ["prefect server start", "--host 127.0.0.1"]),
+        (
+            "server",
+            ["server start", "PREFECT_SERVER_API_HOST=127.0.0.1", "PREFECT_SERVER_API_PORT=4200"],
+        ),
         ("deploy", ["PREFECT_API_URL=http://127.0.0.1:4200/api", "python -m flows.deploy"]),
         (
             "worker",

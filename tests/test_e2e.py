@@ -1,6 +1,6 @@
-"""End to end, with real processes: a Prefect server (SQLite, then PostgreSQL), `make deploy`'s
+"""End to end, with real processes: `make server` (SQLite, then PostgreSQL), `make deploy`'s
 deploy step on prefect.yaml, a process worker, the two deployments run through the API, and the
-failure alert reaching a webhook receiver on loopback.
+failure alert, with its link to the run's page, reaching a webhook receiver on loopback.
 
 Nothing is mocked. The PostgreSQL case needs Debian's postgresql package (`.ci/run` installs it)
 and is skipped with the reason when its binaries are missing.
@@ -9,9 +9,7 @@ and is skipped with the reason when its binaries are missing.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -34,13 +32,17 @@ from flows.deploy import (
 )
 from model_store import ModelStore
 from tests.e2e_support import (
-    PREFECT,
-    ManagedProcess,
+    REPO,
     WebhookReceiver,
+    deploy_project,
+    describe,
     find_postgres_bin,
     postgres_cluster,
     prefect_server,
+    project_environment,
     start_process,
+    start_worker,
+    wait_for_final_state,
     wait_until,
 )
 from tests.synthetic import write_labeled_dataset, write_labeled_parquet
@@ -48,16 +50,20 @@ from tests.test_training_flow import TINY
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parent.parent
 MODEL_NAME = "imdb-sentiment"
 REVIEW_FILES = 3
 ROWS_PER_FILE = 40
 # The PostgreSQL case also shows that the time zone can be set; SQLite keeps the default (UTC).
 TIMEZONE_BY_DATABASE = {"sqlite": None, "postgresql": "Europe/Paris"}
-RUN_TIMEOUT = 300.0
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# Each database on its own test worker (`make test` runs two): the slowest tests, run side by side.
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.xdist_group("e2e-sqlite")),
+        pytest.param("postgresql", marks=pytest.mark.xdist_group("e2e-postgresql")),
+    ]
+)
 def database(request: pytest.FixtureRequest) -> Iterator[tuple[str, str | None]]:
     """The database kind and the server's connection URL (None: SQLite under PREFECT_HOME)."""
     if request.param == "sqlite":
@@ -74,22 +80,8 @@ def database(request: pytest.FixtureRequest) -> Iterator[tuple[str, str | None]]
 
 
 def _base_environment(tmp_path: Path, timezone: str | None) -> dict[str, str]:
-    """This process's environment without Prefect or project settings, pointed at tmp_path."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("PREFECT_", "REVIEW_SCORING_"))
-    }
-    environment.update(
-        {
-            "REVIEW_SCORING_MODEL_STORE_ROOT": str(tmp_path / "models"),
-            "REVIEW_SCORING_INPUT_DIR": str(tmp_path / "reviews"),
-            "REVIEW_SCORING_OUTPUT_DIR": str(tmp_path / "predictions"),
-            "REVIEW_SCORING_PROJECT_DIR": str(REPO),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-        }
-    )
+    """The project's environment under tmp_path, with the schedule's time zone when given."""
+    environment = project_environment(tmp_path)
     if timezone:
         environment["REVIEW_SCORING_SCHEDULE_TIMEZONE"] = timezone
     return environment
@@ -104,18 +96,6 @@ def _next_nightly_run(timezone: str, now: datetime) -> datetime:
     return candidate
 
 
-def _wait_for_final_state(client: Any, flow_run_id: UUID, worker: ManagedProcess) -> Any:
-    def final() -> Any:
-        worker.check_alive()
-        flow_run = client.read_flow_run(flow_run_id)
-        return flow_run if flow_run.state and flow_run.state.is_final() else None
-
-    try:
-        return wait_until(final, RUN_TIMEOUT, f"flow run {flow_run_id} to end", interval=1.0)
-    except TimeoutError as error:
-        raise TimeoutError(f"{error}\n{worker.log_tail()}") from None
-
-
 def _artifacts_of(client: Any, flow_run_id: UUID) -> dict[str, Any]:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -123,10 +103,6 @@ def _artifacts_of(client: Any, flow_run_id: UUID) -> dict[str, Any]:
         artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
     )
     return {artifact.key: artifact for artifact in artifacts if artifact.key}
-
-
-def _describe(flow_run: Any) -> str:
-    return f"{flow_run.name}: {flow_run.state.name} ({flow_run.state.message or 'no message'})"
 
 
 def _serve_takes_over_and_stops_without_pausing(
@@ -200,42 +176,23 @@ def test_deployments_end_to_end(
 
     with (
         WebhookReceiver().running() as receiver,
-        prefect_server(tmp_path / "server-home", server_environment, REPO) as (api_url, server),
+        prefect_server(tmp_path / "server-home", server_environment, REPO) as server,
     ):
         timings["server_start_s"] = time.monotonic() - started
         client_environment = {
             **environment,
-            "PREFECT_API_URL": api_url,
+            "PREFECT_API_URL": server.api_url,
             "PREFECT_HOME": str(tmp_path / "client-home"),
         }
-        # The worker starts while the deployments are made: it only needs its pool, which it
-        # creates itself when `make deploy` has not yet.
-        worker = start_process(
-            "worker",
-            [*PREFECT, "worker", "start", "--pool", PROCESS_POOL, "--type", "process"],
-            {
-                **client_environment,
-                "PREFECT_HOME": str(tmp_path / "worker-home"),
-                "PREFECT_WORKER_QUERY_SECONDS": "2",  # each poll writes: spare SQLite
-            },
-            tmp_path / "worker.log",
-            REPO,
-        )
+        # The worker starts while the deployments are made.
+        worker = start_worker(client_environment, tmp_path)
         try:
             step = time.monotonic()
-            deploy = subprocess.run(
-                [sys.executable, "-m", "flows.deploy"],
-                cwd=REPO,
-                env={**client_environment, "REVIEW_SCORING_ALERT_WEBHOOK_URL": receiver.url},
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )
+            deploy = deploy_project(client_environment, receiver.url)
             timings["deploy_s"] = time.monotonic() - step
             assert deploy.returncode == 0, f"{deploy.stdout[-3000:]}\n{deploy.stderr[-3000:]}"
 
-            with SyncPrefectClient(api=api_url) as client:
+            with SyncPrefectClient(api=server.api_url) as client:
                 # --- what `make deploy` made ----------------------------------------------
                 training = client.read_deployment_by_name(TRAINING)
                 nightly = client.read_deployment_by_name(NIGHTLY_SCORING)
@@ -289,9 +246,9 @@ def test_deployments_end_to_end(
                 training_run = client.create_flow_run_from_deployment(
                     training.id, parameters={"params": {**TINY, "data_path": str(dataset)}}
                 )
-                training_run = _wait_for_final_state(client, training_run.id, worker)
+                training_run = wait_for_final_state(client, training_run.id, worker)
                 timings["training_run_s"] = time.monotonic() - step
-                assert training_run.state.type == StateType.COMPLETED, _describe(training_run)
+                assert training_run.state.type == StateType.COMPLETED, describe(training_run)
                 store = ModelStore(tmp_path / "models")
                 assert store.aliases(MODEL_NAME) == {"champion": 1}
                 assert store.manifest(MODEL_NAME, 1)["run_id"] == str(training_run.id)
@@ -302,12 +259,12 @@ def test_deployments_end_to_end(
                 first = client.create_flow_run_from_deployment(nightly.id)
                 second = client.create_flow_run_from_deployment(nightly.id)
                 scoring_runs = [
-                    _wait_for_final_state(client, run.id, worker) for run in (first, second)
+                    wait_for_final_state(client, run.id, worker) for run in (first, second)
                 ]
                 timings["scoring_runs_s"] = time.monotonic() - step
                 by_state = {run.state.type: run for run in scoring_runs}
                 assert set(by_state) == {StateType.COMPLETED, StateType.CANCELLED}, [
-                    _describe(run) for run in scoring_runs
+                    describe(run) for run in scoring_runs
                 ]
                 scoring_run, cancelled_run = (
                     by_state[StateType.COMPLETED],
@@ -351,9 +308,9 @@ def test_deployments_end_to_end(
                 failing = client.create_flow_run_from_deployment(
                     nightly.id, parameters={"params": {"model_ref": "99"}}
                 )
-                failing = _wait_for_final_state(client, failing.id, worker)
+                failing = wait_for_final_state(client, failing.id, worker)
                 timings["failed_run_s"] = time.monotonic() - step
-                assert failing.state.type == StateType.FAILED, _describe(failing)
+                assert failing.state.type == StateType.FAILED, describe(failing)
 
                 step = time.monotonic()
 
@@ -368,6 +325,8 @@ def test_deployments_end_to_end(
                 assert alert["payload"]["state"] == "Failed"
                 assert alert["payload"]["deployment"] == "nightly"
                 assert alert["headers"].get("Content-Type") == "application/json"
+                # The link to the run's page in the UI of the server that ran it (PREFECT_UI_URL).
+                assert alert["payload"]["url"] == server.flow_run_page(failing.id)
                 # Only the failed run alerted: the completed and the cancelled runs did not.
                 assert all(
                     request["payload"].get("flow_run_id") == str(failing.id)
@@ -382,7 +341,7 @@ def test_deployments_end_to_end(
                     )
                     timings["serve_take_over_and_stop_s"] = time.monotonic() - step
         except BaseException:
-            print(worker.log_tail(), server.log_tail(), sep="\n")
+            print(worker.log_tail(), server.process.log_tail(), sep="\n")
             raise
         finally:
             worker.stop()

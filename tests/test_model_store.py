@@ -1,8 +1,11 @@
 """The model store on a real folder (tmp_path) with real tiny Keras models; no mocks.
 
 Several tests run writers in separate processes. Those children register a `.keras` file saved
-once by the parent instead of building a model: importing TensorFlow costs ~5 s of CPU per
-process, and without it the children start together and really collide on version numbers.
+once by the parent instead of building a model, and check it with `check_keras_archive` rather
+than Keras's safe mode: importing TensorFlow costs ~5 s of CPU per process, and without it the
+children start together and really collide on version numbers.
+
+The fixtures and helpers here are shared by the other test_model_store_* files.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from model_store import (
     ModelStoreError,
     ModelVersion,
     NotFoundError,
+    check_keras_archive,
 )
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +44,6 @@ SEQUENCE_LENGTH = 8
 VOCABULARY_SIZE = 20
 VOCABULARY = {"num_words": VOCABULARY_SIZE, "index_from": 3, "word_index": {"great": 4, "dull": 5}}
 CONCURRENT_WRITERS = 8
-ALIAS_MOVERS = 8
-MOVES_PER_ALIAS_MOVER = 25
 CHILD_TIMEOUT_SECONDS = 60
 
 
@@ -72,6 +74,20 @@ def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def lambda_model() -> Any:
+    """A tiny model with a Python lambda in it: Keras's safe mode refuses to load it."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((SEQUENCE_LENGTH,)),
+            keras.layers.Lambda(lambda batch: batch * 2.0),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+
+
 def register(
     store: ModelStore, model: Any, name: str = MODEL_NAME, **overrides: Any
 ) -> ModelVersion:
@@ -82,6 +98,15 @@ def register(
     }
     arguments.update(overrides)
     return store.register(name, model, VOCABULARY, **arguments)
+
+
+@pytest.fixture
+def three_versions(tmp_path: Path, tiny_model_file: Path) -> ModelStore:
+    """A store in tmp_path/models holding versions 1, 2 and 3 of MODEL_NAME, no aliases yet."""
+    store = ModelStore(tmp_path / "models")
+    for _ in range(3):
+        register(store, tiny_model_file)
+    return store
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int, int, int]]:
@@ -228,11 +253,9 @@ def test_register_load_roundtrip_by_number_latest_and_alias(tmp_path: Path) -> N
 
 
 def test_resolve_accepts_numbers_digit_strings_latest_and_aliases(
-    tmp_path: Path, tiny_model_file: Path
+    three_versions: ModelStore,
 ) -> None:
-    store = ModelStore(tmp_path)
-    for _ in range(3):
-        register(store, tiny_model_file)
+    store = three_versions
     store.set_alias(MODEL_NAME, "champion", "2")
 
     assert store.resolve(MODEL_NAME, 1) == 1
@@ -240,7 +263,7 @@ def test_resolve_accepts_numbers_digit_strings_latest_and_aliases(
     assert store.resolve(MODEL_NAME, "latest") == 3
     assert store.resolve(MODEL_NAME, "champion") == 2
     assert store.aliases(MODEL_NAME) == {"champion": 2}
-    assert json.loads((tmp_path / MODEL_NAME / "aliases.json").read_text()) == {"champion": 2}
+    assert json.loads((store.root / MODEL_NAME / "aliases.json").read_text()) == {"champion": 2}
     assert [v.aliases for v in store.list_versions(MODEL_NAME)] == [(), ("champion",), ()]
 
     with pytest.raises(NotFoundError) as unknown_version:
@@ -297,22 +320,42 @@ def write_not_a_zip(path: Path) -> Path:
     return path
 
 
+def test_a_model_safe_mode_refuses_is_refused_at_register_and_reported_by_verify(
+    tmp_path: Path, lambda_model: Any
+) -> None:
+    store = ModelStore(tmp_path / "models")
+    lambda_file = tmp_path / "lambda.keras"
+    lambda_model.save(lambda_file)
+    for model in (lambda_model, lambda_file):
+        with pytest.raises(InvalidInputError, match="does not load with Keras safe_mode=True"):
+            register(store, model)
+    assert store.list_models() == []
+    assert list((tmp_path / "models" / MODEL_NAME / ".staging").iterdir()) == []
+
+    # A version published without that check (by an older store, say) fails verification.
+    register(ModelStore(store.root, check_model=check_keras_archive), lambda_file)
+    with pytest.raises(IntegrityError, match=r"version 1 .* safe_mode=True: .*`Lambda`") as error:
+        store.verify(MODEL_NAME, 1)
+    assert error.value.files == ["model.keras"]
+    assert "safe_mode" in str(store.verify_all(MODEL_NAME)[1])
+
+
 # ---------------------------------------------------------------------- concurrency
 
 REGISTER_WORKER = """
     import sys, time
     from pathlib import Path
-    from model_store import ModelStore
+    from model_store import ModelStore, check_keras_archive
 
     class CountingStore(ModelStore):
         attempts = 0  # publish attempts: each one after the first lost a rename race
 
-        def _next_version_number(self, versions_dir):
+        def _write_manifest_for(self, staging_path, manifest, version):
             self.attempts += 1
-            return super()._next_version_number(versions_dir)
+            super()._write_manifest_for(staging_path, manifest, version)
 
     root, model_file, ready_file, go_file, index = sys.argv[1:]
-    store = CountingStore(root)
+    store = CountingStore(root, check_model=check_keras_archive)
     Path(ready_file).touch()
     while not Path(go_file).exists():  # start together, so the writers really collide
         time.sleep(0.001)
@@ -358,118 +401,39 @@ def test_concurrent_registrations_get_distinct_gap_free_numbers(
     )
 
 
-ALIAS_MOVER = """
-    import sys, time
-    from pathlib import Path
-    from model_store import ModelStore
-
-    root, index, moves, ready_file, go_file = sys.argv[1:]
-    store = ModelStore(root)
-    Path(ready_file).touch()
-    while not Path(go_file).exists():
-        time.sleep(0.001)
-    for move in range(int(moves)):
-        store.set_alias("imdb-sentiment", f"worker-{index}", move % 3 + 1)
-"""
-
-ALIASES_READER = """
-    import json, sys
-    from pathlib import Path
-
-    aliases_path, ready_file, stop_file = map(Path, sys.argv[1:])
-    reads = 0
-    seen = False
-    ready_file.touch()
-    while not stop_file.exists():
-        try:
-            text = aliases_path.read_text()
-        except FileNotFoundError:
-            if seen:
-                sys.exit("aliases.json vanished after it had been written")
-            continue
-        seen = True
-        aliases = json.loads(text)  # a half-written file fails here
-        if not isinstance(aliases, dict) or not all(type(v) is int for v in aliases.values()):
-            sys.exit(f"aliases.json holds {text!r}")
-        reads += 1
-    print(reads)
-"""
-
-
-def test_concurrent_alias_moves_never_break_aliases_json(
-    tmp_path: Path, tiny_model_file: Path
-) -> None:
-    root = tmp_path / "models"
-    store = ModelStore(root)
-    for _ in range(3):
-        register(store, tiny_model_file)
-    go_file, stop_file = tmp_path / "go", tmp_path / "stop"
-    ready_files = [tmp_path / f"ready-{index}" for index in range(ALIAS_MOVERS + 1)]
-    reader = start_child(
-        ALIASES_READER, root / MODEL_NAME / "aliases.json", ready_files[-1], stop_file
-    )
-    movers = [
-        start_child(ALIAS_MOVER, root, index, MOVES_PER_ALIAS_MOVER, ready_files[index], go_file)
-        for index in range(ALIAS_MOVERS)
-    ]
-    wait_for_files(ready_files)
-    started = time.perf_counter()
-    go_file.touch()
-    for mover in movers:
-        finish(mover)
-    elapsed = time.perf_counter() - started
-    stop_file.touch()
-    reads = int(finish(reader))
-
-    expected_history = [move % 3 + 1 for move in range(MOVES_PER_ALIAS_MOVER)]
-    aliases = store.aliases(MODEL_NAME)
-    assert aliases == {f"worker-{index}": expected_history[-1] for index in range(ALIAS_MOVERS)}
-    histories = [store.alias_history(MODEL_NAME, alias) for alias in aliases]
-    assert all(history == expected_history for history in histories)  # no lost update
-    assert sum(map(len, histories)) == ALIAS_MOVERS * MOVES_PER_ALIAS_MOVER
-    assert reads > 0
-    print(
-        f"\n[model_store] {ALIAS_MOVERS} processes x {MOVES_PER_ALIAS_MOVER} alias moves "
-        f"= {ALIAS_MOVERS * MOVES_PER_ALIAS_MOVER} moves in {elapsed:.2f} s; "
-        f"a reader parsed aliases.json {reads} times without a failure"
-    )
-
-
 # ---------------------------------------------------------------------- crashes
 
-# The child stops itself at a fixed point inside `register` by overriding one step of
-# ModelStore in its own process: deterministic (no sleeps, no racing a kill against the writer),
-# and the code under test in the parent is untouched.
+# The child stops itself at a fixed point inside `register`, through the model check it hands
+# in or one overridden step of ModelStore in its own process: deterministic (no sleeps, no racing
+# a kill against the writer), and the code under test in the parent is untouched.
 CRASHING_WRITER = """
     import os, signal, sys
     from pathlib import Path
-    from model_store import ModelStore
-    from model_store import store as store_module
+    from model_store import ModelStore, check_keras_archive
 
-    class DiesAfterStagingFiles(ModelStore):
-        def _stage_files(self, staging_path, *arguments):
-            super()._stage_files(staging_path, *arguments)
-            os.kill(os.getpid(), signal.SIGKILL)
+    def dies_after_staging_files(model_path):  # the check runs once the files are staged
+        os.kill(os.getpid(), signal.SIGKILL)
 
     class DiesJustBeforeRename(ModelStore):
-        def _publish(self, model_dir, staging_path, manifest):
-            manifest["version"] = 1
-            store_module._write_manifest(staging_path, manifest)  # everything but the rename
+        def _write_manifest_for(self, staging_path, manifest, version):
+            super()._write_manifest_for(staging_path, manifest, version)  # all but the rename
             os.kill(os.getpid(), signal.SIGKILL)
 
     class PausesBeforeRename(ModelStore):
         paused = False
 
-        def _next_version_number(self, versions_dir):
-            number = super()._next_version_number(versions_dir)
+        def _write_manifest_for(self, staging_path, manifest, version):
+            super()._write_manifest_for(staging_path, manifest, version)
             if not self.paused:  # stop once, holding a number another writer will take
                 self.paused = True
                 os.kill(os.getpid(), signal.SIGSTOP)
-            return number
 
     root, model_file, kind = sys.argv[1:]
-    store = {"staging": DiesAfterStagingFiles, "rename": DiesJustBeforeRename,
-             "pause": PausesBeforeRename}[kind](root)
+    if kind == "staging":
+        store = ModelStore(root, check_model=dies_after_staging_files)
+    else:
+        kinds = {"rename": DiesJustBeforeRename, "pause": PausesBeforeRename}
+        store = kinds[kind](root, check_model=check_keras_archive)
     version = store.register(
         "imdb-sentiment", Path(model_file), {}, params={}, metrics={}, data_fingerprint="",
         run_id="child", extra_files={"history.json": b"{}"},
@@ -576,6 +540,21 @@ def test_changed_manifest_is_refused_at_load_and_verify(store_with_extra_file: M
     assert "manifest.json" in str(store.verify_all(MODEL_NAME)[1])
 
 
+def test_a_version_with_an_unreadable_manifest_is_listed_as_corrupt(
+    store_with_extra_file: ModelStore,
+) -> None:
+    store = store_with_extra_file
+    path = store.list_versions(MODEL_NAME)[0].path / "manifest.json"
+    path.chmod(0o644)
+    path.write_text('{"model_name": ')
+
+    first, second = store.list_versions(MODEL_NAME)  # the damaged one hides nothing
+    assert (first.version, first.status) == (1, "corrupt: manifest.json is not valid JSON")
+    assert (first.manifest, first.metrics, first.created_at) == ({}, {}, None)
+    assert (second.version, second.status, second.problem) == (2, "ok", None)
+    assert "manifest.json was changed" in str(store.verify_all(MODEL_NAME)[1])
+
+
 def test_missing_and_unexpected_files_are_reported(store_with_extra_file: ModelStore) -> None:
     store = store_with_extra_file
     version_dir = store.list_versions(MODEL_NAME)[0].path
@@ -628,60 +607,13 @@ def test_good_names_are_accepted(tmp_path: Path, tiny_model_file: Path) -> None:
     assert len(store.list_models()) == 4
 
 
-# ---------------------------------------------------------------------- aliases and delete
-
-
-def test_rollback_walks_back_the_alias_history(tmp_path: Path, tiny_model_file: Path) -> None:
-    store = ModelStore(tmp_path)
-    for _ in range(3):
-        register(store, tiny_model_file)
-    for version in (1, 2, 3):
-        assert store.set_alias(MODEL_NAME, "champion", version) == version
-    assert store.set_alias(MODEL_NAME, "champion", 3) == 3  # unchanged: not a move
-    assert store.alias_history(MODEL_NAME, "champion") == [1, 2, 3]
-
-    assert store.rollback(MODEL_NAME, "champion") == 2
-    assert store.aliases(MODEL_NAME) == {"champion": 2}
-    assert store.rollback(MODEL_NAME, "champion") == 1
-    assert store.alias_history(MODEL_NAME, "champion") == [1]
-    with pytest.raises(NotFoundError, match="no earlier version to roll back to"):
-        store.rollback(MODEL_NAME, "champion")
-    assert store.aliases(MODEL_NAME) == {"champion": 1}
-    with pytest.raises(NotFoundError, match=r"unknown alias 'staging'.*champion -> 1"):
-        store.rollback(MODEL_NAME, "staging")
-
-
-def test_rollback_skips_deleted_versions(tmp_path: Path, tiny_model_file: Path) -> None:
-    store = ModelStore(tmp_path)
-    for _ in range(3):
-        register(store, tiny_model_file)
-    for version in (1, 2, 3):
-        store.set_alias(MODEL_NAME, "champion", version)
-    store.delete(MODEL_NAME, 2)
-    assert store.rollback(MODEL_NAME, "champion") == 1
-
-
-def test_remove_alias_keeps_history(tmp_path: Path, tiny_model_file: Path) -> None:
-    store = ModelStore(tmp_path)
-    for _ in range(2):
-        register(store, tiny_model_file)
-    store.set_alias(MODEL_NAME, "champion", 1)
-    store.set_alias(MODEL_NAME, "champion", 2)
-    store.remove_alias(MODEL_NAME, "champion")
-    assert store.aliases(MODEL_NAME) == {}
-    assert store.alias_history(MODEL_NAME, "champion") == [1, 2]
-    with pytest.raises(NotFoundError, match="unknown alias 'champion'"):
-        store.load(MODEL_NAME, "champion")
-    with pytest.raises(NotFoundError, match="unknown alias"):
-        store.remove_alias(MODEL_NAME, "champion")
+# ---------------------------------------------------------------------- delete
 
 
 def test_delete_is_refused_while_aliased_and_numbers_are_never_reused(
-    tmp_path: Path, tiny_model_file: Path
+    three_versions: ModelStore, tiny_model_file: Path
 ) -> None:
-    store = ModelStore(tmp_path)
-    for _ in range(3):
-        register(store, tiny_model_file)
+    store = three_versions
     store.set_alias(MODEL_NAME, "champion", 3)
     store.set_alias(MODEL_NAME, "canary", 3)
 

@@ -6,35 +6,23 @@ import argparse
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from model_store import ModelStore
+from model_store import ModelStore, check_keras_archive
 from model_store.cli import add_models_parser, run_models_command
+from tests import test_model_store as shared
+from tests.test_model_store import MODEL_NAME
 
-MODEL_NAME = "imdb-sentiment"
+# The fixtures every test_model_store_* file shares.
+tiny_model_file = shared.tiny_model_file
+lambda_model = shared.lambda_model
 METRICS_BY_VERSION = [
     {"accuracy": 0.71, "auc": 0.78, "loss": 0.61},
     {"accuracy": 0.82, "auc": 0.88, "loss": 0.42},
     {"accuracy": 0.85, "auc": 0.91, "loss": 0.37},
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import keras
-
-    model = keras.Sequential(
-        [
-            keras.Input((8,), dtype="int32"),
-            keras.layers.Embedding(20, 4),
-            keras.layers.GlobalAveragePooling1D(),
-            keras.layers.Dense(1, activation="sigmoid"),
-        ]
-    )
-    path = tmp_path_factory.mktemp("keras") / "tiny.keras"
-    model.save(path)
-    return path
 
 
 @pytest.fixture
@@ -81,13 +69,9 @@ def test_list_models_and_versions_as_table_and_json(store: ModelStore) -> None:
     code, out, _ = run_cli(store, "list", MODEL_NAME)
     assert code == 0
     header, *rows = out.splitlines()
-    assert header.split() == ["VERSION", "CREATED", "ACCURACY", "AUC", "LOSS", "ALIASES"]
-    assert rows[1].split()[0] == "2" and rows[1].split()[-4:] == [
-        "0.8200",
-        "0.8800",
-        "0.4200",
-        "champion",
-    ]
+    assert header.split() == ["VERSION", "CREATED", "ACCURACY", "AUC", "LOSS", "ALIASES", "STATUS"]
+    assert rows[1].split()[0] == "2"
+    assert rows[1].split()[-5:] == ["0.8200", "0.8800", "0.4200", "champion", "ok"]
     assert [row.split()[0] for row in rows] == ["1", "2", "3"]
 
     code, out, _ = run_cli(store, "list", MODEL_NAME, "--json")
@@ -96,6 +80,7 @@ def test_list_models_and_versions_as_table_and_json(store: ModelStore) -> None:
     assert [version["version"] for version in versions] == [1, 2, 3]
     assert versions[1]["aliases"] == ["champion"]
     assert versions[2]["metrics"] == METRICS_BY_VERSION[2]
+    assert [version["status"] for version in versions] == ["ok", "ok", "ok"]
     assert json.loads(run_cli(store, "list", "--json")[1]) == [
         {"name": MODEL_NAME, "versions": [1, 2, 3], "latest": 3, "aliases": {"champion": 2}}
     ]
@@ -157,6 +142,74 @@ def test_promote_rollback_and_alias_commands(store: ModelStore) -> None:
     assert store.aliases(MODEL_NAME) == {"champion": 2, "canary": 3, "staging": 1}
     assert run_cli(store, "alias", "remove", MODEL_NAME, "staging")[0] == 0
     assert store.aliases(MODEL_NAME) == {"champion": 2, "canary": 3}
+
+
+def test_list_marks_a_corrupt_version_and_lists_the_others(store: ModelStore) -> None:
+    manifest = store.root / MODEL_NAME / "versions" / "2" / "manifest.json"
+    manifest.chmod(0o644)
+    manifest.write_text("{")
+
+    code, out, err = run_cli(store, "list", MODEL_NAME)
+    assert (code, err) == (0, "")
+    rows = out.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["1", "2", "3"]
+    assert rows[1].split()[:2] == ["2", "-"]
+    assert rows[1].endswith("champion  corrupt: manifest.json is not valid JSON")
+    assert rows[0].endswith("ok") and rows[2].endswith("ok")
+    versions = json.loads(run_cli(store, "list", MODEL_NAME, "--json")[1])
+    assert versions[1]["status"] == "corrupt: manifest.json is not valid JSON"
+    assert run_cli(store, "list")[0] == 0
+
+
+def test_promote_onto_a_corrupt_version_is_refused(store: ModelStore) -> None:
+    vocabulary = store.root / MODEL_NAME / "versions" / "3" / "vocabulary.json"
+    vocabulary.chmod(0o644)
+    vocabulary.write_text('{"word_index": {"great": 5}}')
+
+    for argv in (["promote", MODEL_NAME, "3"], ["alias", "set", MODEL_NAME, "canary", "3"]):
+        code, out, err = run_cli(store, *argv)
+        assert (code, out) == (1, "")
+        assert_one_error_line(
+            err, "at version 3 of 'imdb-sentiment'", "vocabulary.json was changed"
+        )
+    assert store.aliases(MODEL_NAME) == {"champion": 2}
+
+
+def test_a_corrupt_aliases_json_names_its_fix_and_alias_repair_applies_it(
+    store: ModelStore,
+) -> None:
+    (store.root / MODEL_NAME / "aliases.json").write_text('{"champion": ')
+    for argv in (["promote", MODEL_NAME, "3"], ["list"], ["show", MODEL_NAME]):
+        code, _, err = run_cli(store, *argv)
+        assert code == 1
+        assert_one_error_line(
+            err,
+            "aliases.json is not valid JSON",
+            f"review-scoring models alias repair {MODEL_NAME}",
+        )
+
+    code, out, err = run_cli(store, "alias", "repair", MODEL_NAME)
+    assert (code, err) == (0, "")
+    assert out.strip() == f"rewrote aliases.json of {MODEL_NAME}; aliases: champion -> 2"
+    assert run_cli(store, "promote", MODEL_NAME, "3")[0] == 0
+    code, out, _ = run_cli(store, "alias", "repair", MODEL_NAME)
+    assert code == 0 and "sound" in out and "champion -> 3" in out
+
+
+def test_verify_reports_a_model_that_safe_mode_refuses(
+    store: ModelStore, lambda_model: Any, tmp_path: Path
+) -> None:
+    lambda_file = tmp_path / "lambda.keras"
+    lambda_model.save(lambda_file)
+    unchecked = ModelStore(store.root, check_model=check_keras_archive)
+    unchecked.register(MODEL_NAME, lambda_file, {}, params={}, metrics={}, data_fingerprint="")
+
+    code, out, err = run_cli(store, "verify", MODEL_NAME)
+    assert code == 1
+    assert out.splitlines()[:3] == ["version 1: ok", "version 2: ok", "version 3: ok"]
+    assert out.splitlines()[3].startswith("version 4: FAILED: version 4 of 'imdb-sentiment'")
+    assert "does not load with Keras safe_mode=True" in out
+    assert_one_error_line(err, "1 of 4", "4")
 
 
 def test_delete_is_refused_while_aliased(store: ModelStore) -> None:

@@ -28,58 +28,18 @@ from flows.scoring import (
     score_flow,
 )
 from model_store import ModelStore, NotFoundError
-from tasks.data import load_parquet_reviews, pad_data
-from tasks.evaluation import evaluate_model
-from tasks.prediction import load_scoring_model
+from tasks.scoring import ResolvedModel, load_scoring_model
 from tasks.text import Vocabulary, encode_texts, pad_sequences
-from tasks.training import TrainingConfig, train_model
-from tests.synthetic import make_review, write_labeled_dataset
+from tests.conftest import TINY_MAXLEN, TINY_MODEL_NAME, TINY_NUM_WORDS
+from tests.scoring_support import write_reviews
 
-MODEL_NAME = "tiny-sentiment"
-NUM_WORDS = 60
-MAXLEN = 16
+MODEL_NAME = TINY_MODEL_NAME
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def model_store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store holding v1 of a tiny model trained by the training code path, as champion."""
-    root = tmp_path_factory.mktemp("models")
-    folder = write_labeled_dataset(
-        tmp_path_factory.mktemp("labeled"), train_rows=400, test_rows=100
-    )
-    data = load_parquet_reviews(folder, num_words=NUM_WORDS, maxlen=MAXLEN)
-    padded = pad_data(data)
-    config = TrainingConfig(embedding_dim=8, units=8, epochs=3, batch_size=32, learning_rate=0.01)
-    trained = train_model(padded, config, num_words=NUM_WORDS, maxlen=MAXLEN)
-    metrics = evaluate_model(trained.model, padded)
-    store = ModelStore(root)
-    version = store.register(
-        MODEL_NAME,
-        trained.model,
-        data.vocabulary.to_dict(),
-        params={"epochs": 3},
-        metrics=metrics,
-        data_fingerprint=data.fingerprint,
-    )
-    store.set_alias(MODEL_NAME, "champion", version.version)
-    return root
-
-
-def write_reviews(path: Path, rows: int, seed: int, with_ids: bool = True) -> Path:
-    """Synthetic short reviews; with ids `<stem>/<row>` unless told otherwise."""
-    import random
-
-    generator = random.Random(seed)
-    columns: dict[str, Any] = {
-        "text": [make_review(generator.random() < 0.5, generator) for _ in range(rows)],
-        "day": pa.array([seed] * rows, type=pa.int32()),
-    }
-    if with_ids:
-        columns["review_id"] = [f"{path.stem}/{row}" for row in range(rows)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(columns), path, row_group_size=max(rows // 3, 1))
-    return path
+def model_store_root(tiny_model_store: Path) -> Path:
+    return tiny_model_store
 
 
 def write_messy(path: Path) -> Path:
@@ -169,6 +129,11 @@ def test_every_input_row_gives_one_output_row_with_the_version(
     assert messy.column("note").to_pylist()[-1] == "n8"
     assert outputs["normal"].column("day").to_pylist() == [1] * 250
     assert not list(output_dir.glob(".*"))  # no temporaries left
+    marker = json.loads((output_dir / "_SUCCESS").read_text())
+    assert marker["flow_run_id"] == str(state.state_details.flow_run_id)
+    assert marker["rows"] == 250 + 40 + 9 and marker["model_version"] == 1
+    assert summary["completed_folders"] == [str(output_dir)]
+    assert summary["duplicate_ids"] == 2  # write_messy has "a" three times
 
     artifacts = _artifacts_of(state.state_details.flow_run_id)
     assert {"scoring-progress", "scoring-summary", "scoring-score-distribution"} <= set(artifacts)
@@ -251,14 +216,15 @@ def test_a_bad_file_fails_alone_and_the_flow_ends_failed(
     error = state.result(raise_on_failure=False)
     assert isinstance(error, ScoringFailedError)
     summary = error.summary
-    assert summary["files_scored"] == 1 and summary["files_failed"] == 3
-    failed = {Path(failure["input_path"]).name: failure["error"] for failure in summary["failures"]}
-    assert set(failed) == {"broken.parquet", "notext.parquet", "empty.parquet"}
+    assert summary["files_scored"] == 2 and summary["files_failed"] == 2  # empty is a normal night
+    failed = {failure["relative_path"]: failure["error"] for failure in summary["failures"]}
+    assert set(failed) == {"broken.parquet", "notext.parquet"}
     for name, message in failed.items():
-        assert name in message
-    assert "no rows" in failed["empty.parquet"] and "'text'" in failed["notext.parquet"]
+        assert name in message and str(inputs) not in message  # relative in the UI and alerts
+    assert "'text'" in failed["notext.parquet"]
+    assert str(inputs) not in state.message and "broken.parquet" in state.message
     output_dir = tmp_path / "out" / MODEL_NAME / "v1"
-    assert [path.name for path in output_dir.iterdir()] == ["good.parquet"]
+    assert sorted(path.name for path in output_dir.iterdir()) == ["empty.parquet", "good.parquet"]
 
 
 @pytest.mark.parametrize(
@@ -290,10 +256,15 @@ def test_overlapping_input_and_output_are_refused(
 
 
 def test_a_version_is_loaded_once_per_process(model_store_root: Path) -> None:
-    first = load_scoring_model(str(model_store_root), MODEL_NAME, 1)
-    again = load_scoring_model(str(model_store_root / "."), MODEL_NAME, 1)
+    first = load_scoring_model(
+        ResolvedModel(store_root=str(model_store_root), name=MODEL_NAME, version=1)
+    )
+    again = load_scoring_model(
+        ResolvedModel(store_root=str(model_store_root / "."), name=MODEL_NAME, version=1)
+    )
     assert again is first and first.version == 1
-    assert first.vocabulary.maxlen == MAXLEN and first.vocabulary.num_words == NUM_WORDS
+    assert first.vocabulary.maxlen == TINY_MAXLEN
+    assert first.vocabulary.num_words == TINY_NUM_WORDS
 
 
 def test_a_damaged_version_fails_before_any_file_is_read(
@@ -450,3 +421,117 @@ def test_a_dask_cluster_gives_the_same_output_as_threads(
                 )
             else:
                 assert table.column(name).equals(other.column(name)), (stem, name)
+
+
+@pytest.mark.parametrize("field", ["input_path", "output_root", "model_name", "model_store_root"])
+def test_empty_path_and_name_parameters_are_refused_not_defaulted(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        ScoreParams(**{field: ""})
+
+
+def test_an_output_folder_that_cannot_be_made_is_not_retried(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    """Only I/O hiccups are retried: a file where the model's output folder goes cannot heal."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    inputs = tmp_path / "reviews"
+    write_reviews(inputs / "day1.parquet", rows=5, seed=1)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / MODEL_NAME).write_text("a file where a folder should be")
+    state = score_flow(params_for(model_store_root, inputs, tmp_path / "out"), return_state=True)
+    assert state.is_failed()
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    [scoring] = [run for run in task_runs if run.name.startswith("score-file")]
+    assert scoring.run_count == 1 and scoring.state.is_failed()
+
+
+def _error_logs(flow_run_id: Any) -> list[str]:
+    """The run's ERROR log lines as the UI shows them (task runs' lines included)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]),
+                level=LogFilterLevel(ge_=40),
+            )
+        )
+    return [log.message for log in logs]
+
+
+def test_expected_failures_are_one_error_line_and_a_state_message_without_traceback(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "reviews"
+    write_reviews(inputs / "good.parquet", rows=10, seed=1)
+
+    unknown = score_flow(
+        params_for(model_store_root, inputs, tmp_path / "out", model_ref="99"), return_state=True
+    )
+    assert unknown.is_failed()
+    assert f"unknown version 99 of '{MODEL_NAME}'" in unknown.message
+    [line] = _error_logs(unknown.state_details.flow_run_id)
+    assert "unknown version 99" in line and "Traceback" not in line
+
+    (inputs / "day=2" / "broken.parquet").parent.mkdir()
+    (inputs / "day=2" / "broken.parquet").write_text("not parquet")
+    broken = score_flow(params_for(model_store_root, inputs, tmp_path / "out"), return_state=True)
+    assert broken.is_failed() and broken.message.startswith("1 of 2 files failed: ")
+    [line] = _error_logs(broken.state_details.flow_run_id)
+    assert "Traceback" not in line and line.count("day=2/broken.parquet") == 1
+    assert str(inputs) not in broken.message and broken.message.count("broken.parquet") == 1
+
+
+def test_runs_are_named_by_date_and_model_ref(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    from datetime import datetime, timezone
+
+    inputs = tmp_path / "reviews"
+    write_reviews(inputs / "day1.parquet", rows=5, seed=1)
+    state = score_flow(params_for(model_store_root, inputs, tmp_path / "out"), return_state=True)
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert run.name == f"score {today} champion"
+
+
+def test_a_version_safe_mode_refuses_fails_before_any_file_is_read(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    """A version planted past register's own safe-mode check (an older store, a hand copy)."""
+    import keras
+
+    from model_store import check_keras_archive
+
+    lambda_model = keras.Sequential(
+        [
+            keras.Input((TINY_MAXLEN,)),
+            keras.layers.Lambda(lambda batch: batch * 2.0),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    store_root = tmp_path / "models"
+    vocabulary = ModelStore(model_store_root).load(MODEL_NAME, 1).vocabulary
+    ModelStore(store_root, check_model=check_keras_archive).register(
+        MODEL_NAME, lambda_model, vocabulary, params={}, metrics={}, data_fingerprint="sha256:x"
+    )
+    inputs = tmp_path / "reviews"
+    write_reviews(inputs / "day1.parquet", rows=5, seed=1)
+    state = score_flow(
+        params_for(store_root, inputs, tmp_path / "out", model_ref="1"), return_state=True
+    )
+    assert state.is_failed() and "Lambda" in state.message
+    assert not (tmp_path / "out").exists()  # refused once, before any input was read

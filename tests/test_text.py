@@ -9,6 +9,7 @@ import pytest
 
 from tasks.text import (
     OOV_ID,
+    PAD_ID,
     START_ID,
     Vocabulary,
     build_word_index,
@@ -66,8 +67,8 @@ def test_vocabulary_round_trips_through_json() -> None:
 @pytest.mark.parametrize(
     ("padding", "truncating", "expected"),
     [
-        ("pre", "pre", [[0, 0, 1, 2], [3, 4, 5, 6]]),
-        ("post", "post", [[1, 2, 0, 0], [2, 3, 4, 5]]),
+        ("pre", "pre", [[PAD_ID, PAD_ID, 1, 2], [3, 4, 5, 6]]),
+        ("post", "post", [[1, 2, PAD_ID, PAD_ID], [2, 3, 4, 5]]),
     ],
 )
 def test_pad_sequences_matches_keras(padding: str, truncating: str, expected: list) -> None:
@@ -78,7 +79,7 @@ def test_pad_sequences_matches_keras(padding: str, truncating: str, expected: li
     import keras
 
     reference = keras.utils.pad_sequences(
-        sequences, maxlen=4, padding=padding, truncating=truncating
+        sequences, maxlen=4, padding=padding, truncating=truncating, value=PAD_ID
     )
     assert padded.tolist() == reference.tolist()
 

@@ -1,0 +1,285 @@
+"""Score one input file into its output, streaming record batches, or skip a current output.
+
+Memory stays flat: rows are read, tokenized, predicted and written one record batch at a time,
+and the output goes to a temporary file that is renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from tasks.evaluation import HISTOGRAM_BINS, POSITIVE_THRESHOLD, score_counts
+from tasks.scoring.contract import (
+    DEFAULT_ID_COLUMN,
+    STATS_KEY,
+    OutputLayout,
+    labels_for,
+    output_layout,
+)
+from tasks.scoring.encoding import classify_texts, encode_for_model
+from tasks.scoring.inputs import input_sha256
+from tasks.scoring.model import ScoringModel
+from tasks.scoring.prefetch import PREFETCH_BATCHES, prefetched
+from tasks.scoring.records import FileResult, InputFileError, OutputConflictError, ScoringJob
+from tasks.scoring.writing import atomic_parquet_writer, read_output_stamp, remove_stale_temporaries
+
+__all__ = ["score_file"]
+
+# The stamp fields that must match for an existing output to count as current.
+_CURRENT_WHEN_EQUAL = ("input_sha256", "model_name", "model_version", "text_column", "id_column")
+
+
+def _stamp(job: ScoringJob, model: ScoringModel, id_column: str | None) -> dict[str, Any]:
+    return {
+        "input_sha256": input_sha256(Path(job.input_path)),
+        "input_path": job.input_path,
+        "relative_path": job.relative_path,
+        "model_name": model.name,
+        "model_version": model.version,
+        "text_column": job.text_column,
+        "id_column": id_column,
+    }
+
+
+def _existing_output_is_current(job: ScoringJob, stamp: dict[str, Any]) -> dict[str, Any] | None:
+    """The stats of an output already made from this input by this version, if there is one.
+
+    An output made from a different input is never replaced: that would silently lose its rows.
+    """
+    output_path = Path(job.output_path)
+    if not output_path.exists():
+        return None
+    existing = read_output_stamp(output_path)
+    if existing is None:
+        raise OutputConflictError(
+            f"{output_path} exists but was not written by review-scoring (or is unreadable); "
+            f"refusing to replace it with the predictions of {job.input_path}"
+        )
+    existing_stamp, existing_stats = existing
+    if all(existing_stamp.get(key) == stamp[key] for key in _CURRENT_WHEN_EQUAL):
+        return existing_stats
+    if existing_stamp.get("input_path") != stamp["input_path"]:
+        raise OutputConflictError(
+            f"{output_path} holds the predictions of {existing_stamp.get('input_path')}; "
+            f"refusing to replace them with those of {job.input_path} (same relative path "
+            f"{job.relative_path!r}). Score the two into different output roots, or score their "
+            "common parent folder so that their paths differ"
+        )
+    return None  # the same input, changed since (or scored with other columns): score it again
+
+
+def _open_input(path: Path, job: ScoringJob) -> tuple[pq.ParquetFile, str | None]:
+    """The file, and the id column it will be read with (None: ids are made from row numbers)."""
+    try:
+        # pre_buffer (pyarrow's default) keeps every row group it has read buffered until the
+        # reader is done, so memory would grow with the file; read one row group at a time.
+        parquet = pq.ParquetFile(path, pre_buffer=False)
+    except (OSError, pa.ArrowException) as error:
+        raise InputFileError(f"{path}: not a readable Parquet file: {error}") from error
+    names = parquet.schema_arrow.names
+    if job.text_column not in names:
+        raise InputFileError(
+            f"{path}: no text column {job.text_column!r} (columns: {', '.join(names) or 'none'})"
+        )
+    if job.id_column is None:
+        return parquet, DEFAULT_ID_COLUMN if DEFAULT_ID_COLUMN in names else None
+    if job.id_column not in names:
+        raise InputFileError(
+            f"{path}: no id column {job.id_column!r} (columns: {', '.join(names)}); "
+            "leave id_column unset to number the rows instead"
+        )
+    return parquet, job.id_column
+
+
+@dataclass
+class _PreparedBatch:
+    batch: pa.RecordBatch
+    first_row: int
+    statuses: pa.Array
+    ok_mask: np.ndarray
+    token_ids: np.ndarray
+
+
+def _prepared_batches(
+    parquet: pq.ParquetFile, path: Path, job: ScoringJob, model: ScoringModel
+) -> Iterator[_PreparedBatch]:
+    """Read, classify and tokenize one record batch at a time."""
+    first_row = 0
+    batches = parquet.iter_batches(batch_size=job.batch_size, use_threads=False)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as error:
+            raise InputFileError(
+                f"{path}: cannot read rows from {first_row} on: {error}"
+            ) from error
+        statuses, ok_mask, texts = classify_texts(batch.column(job.text_column))
+        token_ids = encode_for_model(texts, model)
+        yield _PreparedBatch(batch, first_row, statuses, ok_mask, token_ids)
+        first_row += batch.num_rows
+
+
+def _review_ids(
+    batch: pa.RecordBatch, id_column: str | None, first_row: int, job: ScoringJob
+) -> pa.Array:
+    if id_column is not None:
+        try:
+            return batch.column(id_column).cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise InputFileError(
+                f"{job.input_path}: id column {id_column!r} of type "
+                f"{batch.schema.field(id_column).type} cannot be read as text: {error}"
+            ) from error
+    name = job.relative_path.rsplit(".", 1)[0]
+    return pa.array(
+        [f"{name}:{row}" for row in range(first_row, first_row + batch.num_rows)], type=pa.string()
+    )
+
+
+class _Tally:
+    """Counts over a file's batches: rows, statuses, positives, score bins and review ids."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.positives = 0
+        self.counts = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        self.status_counts: dict[str, int] = {}
+        self.ids: list[pa.Array] = []
+
+    def add(self, statuses: pa.Array, predicted: np.ndarray, review_ids: pa.Array) -> None:
+        self.rows += len(statuses)
+        self.counts += score_counts(predicted)
+        self.positives += int((predicted >= POSITIVE_THRESHOLD).sum())
+        for entry in pc.value_counts(statuses).to_pylist():
+            status, count = entry["values"], entry["counts"]
+            self.status_counts[status] = self.status_counts.get(status, 0) + count
+        self.ids.append(review_ids)
+
+    def stats(self, input_sha256: str, ids_are_row_numbers: bool) -> dict[str, Any]:
+        ids = pa.chunked_array(self.ids, type=pa.string())
+        null_ids = ids.null_count
+        distinct = pc.count_distinct(ids, mode="only_valid").as_py() if self.rows else 0
+        return {
+            "rows": self.rows,
+            "status_counts": self.status_counts,
+            "positives": self.positives,
+            "score_counts": self.counts.tolist(),
+            "null_ids": null_ids,
+            "duplicate_ids": 0 if ids_are_row_numbers else self.rows - null_ids - distinct,
+            "input_sha256": input_sha256,
+        }
+
+
+def _write_batches(
+    writer: pq.ParquetWriter,
+    prepared_batches: Iterator[_PreparedBatch],
+    model: ScoringModel,
+    layout: OutputLayout,
+    job: ScoringJob,
+    id_column: str | None,
+    clock: Callable[[], datetime],
+) -> _Tally:
+    tally = _Tally()
+    for prepared in prepared_batches:
+        size = prepared.batch.num_rows
+        scores = np.zeros(size, dtype=np.float32)
+        predicted = np.zeros(0, dtype=np.float32)
+        if prepared.token_ids.shape[0]:
+            predicted = model.predict(prepared.token_ids)
+            if predicted.shape[0] != prepared.token_ids.shape[0]:
+                raise ValueError(
+                    f"model returned {predicted.shape[0]} scores for "
+                    f"{prepared.token_ids.shape[0]} rows of {job.input_path}"
+                )
+            scores[prepared.ok_mask] = predicted
+        not_scored = ~prepared.ok_mask
+        review_ids = _review_ids(prepared.batch, id_column, prepared.first_row, job)
+        columns: list[pa.Array] = [
+            review_ids,
+            pa.array(scores, type=pa.float32(), mask=not_scored),
+            pa.array(labels_for(scores), type=pa.string(), mask=not_scored),
+            prepared.statuses,
+            pa.array([model.name] * size, type=pa.string()),
+            pa.array(np.full(size, model.version, dtype=np.int64)),
+            pa.array([clock()] * size, type=pa.timestamp("us", tz="UTC")),
+        ]
+        columns.extend(prepared.batch.column(name) for name, _ in layout.carried)
+        writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=layout.schema))
+        tally.add(prepared.statuses, predicted, review_ids)
+    return tally
+
+
+def _file_result(
+    job: ScoringJob, outcome: Literal["scored", "skipped"], stats: dict[str, Any], seconds: float
+) -> FileResult:
+    return FileResult(
+        input_path=job.input_path,
+        relative_path=job.relative_path,
+        output_path=job.output_path,
+        outcome=outcome,
+        rows=int(stats["rows"]),
+        status_counts={key: int(value) for key, value in stats["status_counts"].items()},
+        positives=int(stats["positives"]),
+        score_counts=[int(count) for count in stats["score_counts"]],
+        null_ids=int(stats.get("null_ids", 0)),
+        duplicate_ids=int(stats.get("duplicate_ids", 0)),
+        seconds=round(seconds, 3),
+        input_sha256=str(stats["input_sha256"]),
+    )
+
+
+def score_file(
+    job: ScoringJob,
+    model: ScoringModel,
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    prefetch_batches: int = PREFETCH_BATCHES,
+) -> FileResult:
+    """Score one file into its output, or skip it when a current output already exists.
+
+    Raises InputFileError for an input that cannot be scored (naming the file, and the row
+    where one is to blame) and OutputConflictError when the output holds another input's rows.
+    """
+    started = time.perf_counter()
+    input_path = Path(job.input_path)
+    if model.name != job.model.name or model.version != job.model.version:
+        raise ValueError(
+            f"job is for {job.model.name} v{job.model.version} but the model given is "
+            f"{model.name} v{model.version}"
+        )
+    parquet, id_column = _open_input(input_path, job)
+    stamp = _stamp(job, model, id_column)
+    current = _existing_output_is_current(job, stamp)
+    if current is not None:
+        return _file_result(job, "skipped", current, time.perf_counter() - started)
+
+    layout = output_layout(
+        parquet.schema_arrow,
+        (job.text_column,) + ((id_column,) if id_column else ()),
+        json.dumps(stamp, sort_keys=True).encode(),
+    )
+    output_path = Path(job.output_path)
+    remove_stale_temporaries(output_path)
+    with atomic_parquet_writer(output_path, layout.schema) as writer:
+        batches = prefetched(_prepared_batches(parquet, input_path, job, model), prefetch_batches)
+        tally = _write_batches(writer, batches, model, layout, job, id_column, clock)
+        if tally.rows != parquet.metadata.num_rows:
+            raise InputFileError(
+                f"{input_path}: read {tally.rows} rows but the footer says "
+                f"{parquet.metadata.num_rows}"
+            )
+        stats = tally.stats(stamp["input_sha256"], ids_are_row_numbers=id_column is None)
+        writer.add_key_value_metadata({STATS_KEY: json.dumps(stats, sort_keys=True).encode()})
+    return _file_result(job, "scored", stats, time.perf_counter() - started)

@@ -1,0 +1,120 @@
+"""The model a run scores with: a `model_ref` resolved once, loaded once per process."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from model_store import ModelStore
+from tasks.evaluation import HISTOGRAM_BINS
+from tasks.scoring.records import ResolvedModel, ScoringError
+from tasks.text import Vocabulary
+
+if TYPE_CHECKING:
+    import keras
+
+__all__ = [
+    "ScoringModel",
+    "keras_predictor",
+    "load_scoring_model",
+    "parse_model_ref",
+    "resolve_model",
+]
+
+# Model versions kept loaded per process (a long-lived worker sees few versions at a time).
+LOADED_MODELS_KEPT = 2
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """What scoring needs from a loaded version: its tokenizer and a batch predict function."""
+
+    name: str
+    version: int
+    vocabulary: Vocabulary
+    predict: Callable[[np.ndarray], np.ndarray]
+    id_table: Mapping[str, int] = field(repr=False)
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        version: int,
+        vocabulary: Vocabulary,
+        predict: Callable[[np.ndarray], np.ndarray],
+    ) -> ScoringModel:
+        """Build one, computing the word -> id table once rather than per batch."""
+        return cls(name, version, vocabulary, predict, vocabulary.id_table())
+
+
+def keras_predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
+    """Scores for a padded id matrix, one model call per batch (no `predict` loop overhead)."""
+    # Build the compiled predict function now, so concurrent first calls do not race to build it.
+    model.make_predict_function()
+
+    def predict(token_ids: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict_on_batch(token_ids), dtype=np.float32).reshape(-1)
+
+    return predict
+
+
+_loaded_models: OrderedDict[tuple[str, str, int], ScoringModel] = OrderedDict()
+_loaded_models_lock = threading.Lock()
+
+
+def load_scoring_model(model: ResolvedModel) -> ScoringModel:
+    """Load a resolved version once per process (checksums checked, Keras safe mode)."""
+    key = (str(Path(model.store_root).resolve()), model.name, model.version)
+    with _loaded_models_lock:
+        if key in _loaded_models:
+            _loaded_models.move_to_end(key)
+            return _loaded_models[key]
+        loaded = ModelStore(Path(model.store_root)).load(model.name, model.version)
+        scoring_model = ScoringModel.create(
+            name=model.name,
+            version=int(loaded.version),
+            vocabulary=Vocabulary.from_dict(loaded.vocabulary),
+            predict=keras_predictor(loaded.model),
+        )
+        _loaded_models[key] = scoring_model
+        while len(_loaded_models) > LOADED_MODELS_KEPT:
+            _loaded_models.popitem(last=False)
+        return scoring_model
+
+
+def parse_model_ref(model_ref: str | int) -> str | int:
+    """'3' is version 3; anything else is an alias such as 'champion' or 'latest'."""
+    if isinstance(model_ref, int):
+        return model_ref
+    text = model_ref.strip()
+    if not text:
+        raise ScoringError("model_ref is empty: give a version number or an alias")
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
+def resolve_model(store_root: str, name: str, model_ref: str | int) -> ResolvedModel:
+    """The version `model_ref` names now, with its files' checksums verified."""
+    store = ModelStore(Path(store_root))
+    version = store.resolve(name, parse_model_ref(model_ref))
+    store.verify(name, version)
+    metrics = store.manifest(name, version).get("metrics") or {}
+    histogram = metrics.get("test_score_histogram")
+    positive_rate = metrics.get("test_positive_rate")
+    valid_histogram = (
+        isinstance(histogram, list)
+        and len(histogram) == HISTOGRAM_BINS
+        and all(isinstance(share, int | float) for share in histogram)
+    )
+    return ResolvedModel(
+        store_root=str(Path(store_root).absolute()),  # workers may run elsewhere than here
+        name=name,
+        version=version,
+        test_score_histogram=[float(share) for share in histogram] if valid_histogram else None,
+        test_positive_rate=float(positive_rate) if isinstance(positive_rate, int | float) else None,
+    )

@@ -1,0 +1,140 @@
+"""The small records that travel between the scoring tasks (paths and counts, never rows)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tasks.parquet_files import SkippedInput
+
+__all__ = [
+    "DriftReport",
+    "FileFailure",
+    "FileResult",
+    "InputFileError",
+    "OutputConflictError",
+    "ResolvedModel",
+    "ScoringError",
+    "ScoringJob",
+    "ScoringPlan",
+    "ScoringSummary",
+    "SkippedInput",
+]
+
+
+class ScoringError(ValueError):
+    """An expected reason a run or a file cannot be scored; its message says what and where."""
+
+
+class InputFileError(ScoringError):
+    """An input file that cannot be scored: not Parquet, corrupt, or missing a column."""
+
+
+class OutputConflictError(ScoringError):
+    """The output path holds another input's predictions; replacing them would lose them."""
+
+
+class ResolvedModel(BaseModel):
+    """One model version that a `model_ref` resolved to, and its test split's score shares."""
+
+    store_root: str
+    name: str
+    version: int
+    test_score_histogram: list[float] | None = None
+    test_positive_rate: float | None = None
+
+
+class ScoringJob(BaseModel):
+    """One input file to score, and where its output goes."""
+
+    input_path: str = Field(description="Absolute path of the input file")
+    relative_path: str = Field(description="Its path under the input root, '/'-separated")
+    output_path: str = Field(description="Absolute path of its output file")
+    model: ResolvedModel
+    text_column: str = "text"
+    id_column: str | None = Field(
+        default=None,
+        description="None: `review_id` when the file has it, else <relative path>:<row>",
+    )
+    batch_size: int = 1024
+
+
+class ScoringPlan(BaseModel):
+    """The jobs of a run, and what was found beside them and left alone."""
+
+    input_root: str
+    output_dir: str
+    jobs: list[ScoringJob]
+    skipped: list[SkippedInput]
+
+
+class FileResult(BaseModel):
+    """What scoring one file did: scored it now, or found a current output."""
+
+    input_path: str
+    relative_path: str
+    output_path: str
+    outcome: Literal["scored", "skipped"]
+    rows: int
+    status_counts: dict[str, int]
+    positives: int
+    score_counts: list[int]
+    null_ids: int = 0
+    duplicate_ids: int = 0
+    seconds: float
+    input_sha256: str
+
+
+class FileFailure(BaseModel):
+    """An input file whose task failed, and why."""
+
+    input_path: str
+    relative_path: str
+    output_path: str
+    error: str
+
+
+class DriftReport(BaseModel):
+    """This run's score distribution next to the one on the model's test split."""
+
+    rows: int
+    run_histogram: list[float]
+    test_histogram: list[float] | None
+    run_positive_share: float | None
+    test_positive_rate: float | None
+    psi: float | None
+    threshold: float
+    drifted: bool
+    message: str
+
+
+class ScoringSummary(BaseModel):
+    """The run's result: counts, throughput, failures and the drift check."""
+
+    model_name: str
+    model_version: int
+    input_root: str
+    output_dir: str
+    files_total: int
+    files_scored: int
+    files_skipped: int
+    files_failed: int
+    rows: int = Field(description="Rows in the outputs of this run's inputs (scored or skipped)")
+    rows_scored: int = Field(description="Rows scored by this run")
+    rows_ok: int
+    rejected_by_reason: dict[str, int]
+    null_ids: int = Field(description="Rows whose review id is null")
+    duplicate_ids: int = Field(
+        description="Rows whose review id repeats an earlier one in its file"
+    )
+    positive_share: float | None
+    rows_per_second: float
+    seconds: float
+    drift: DriftReport
+    failures: list[FileFailure]
+    files: list[FileResult]
+    skipped_inputs: list[SkippedInput] = Field(default_factory=list)
+    completed_folders: list[str] = Field(
+        default_factory=list, description="Output folders given a completion marker by this run"
+    )

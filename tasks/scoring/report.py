@@ -1,0 +1,108 @@
+"""What the Prefect UI shows of a run: the summary table and the score-distribution page.
+
+Paths here are relative to the input root, so artifacts and alerts say which partition without
+showing where the data lives; the full paths stay in the logs and the flow's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tasks.evaluation import HISTOGRAM_BINS
+from tasks.scoring.contract import STATUS_OK
+from tasks.scoring.records import ScoringSummary
+
+__all__ = ["rejected_text", "render_distribution_markdown", "summary_table"]
+
+
+def rejected_text(status_counts: Mapping[str, int]) -> str:
+    """'empty_text: 2, null_text: 1', or 'none'."""
+    rejected = {key: value for key, value in status_counts.items() if key != STATUS_OK}
+    return ", ".join(f"{key}: {value}" for key, value in sorted(rejected.items())) or "none"
+
+
+def summary_table(summary: ScoringSummary) -> list[dict[str, Any]]:
+    """One row per file, then a total row: what the UI's summary table shows."""
+    table: list[dict[str, Any]] = []
+    for result in summary.files:
+        ok = result.status_counts.get(STATUS_OK, 0)
+        table.append(
+            {
+                "file": result.relative_path,
+                "outcome": result.outcome,
+                "rows": result.rows,
+                "rejected": rejected_text(result.status_counts),
+                "positive_share": round(result.positives / ok, 4) if ok else None,
+                "rows_per_second": round(result.rows / result.seconds, 1)
+                if result.outcome == "scored" and result.seconds > 0
+                else None,
+                "error": "",
+            }
+        )
+    for failure in summary.failures:
+        table.append(
+            {
+                "file": failure.relative_path,
+                "outcome": "failed",
+                "rows": None,
+                "rejected": "",
+                "positive_share": None,
+                "rows_per_second": None,
+                "error": failure.error,
+            }
+        )
+    table.append(
+        {
+            "file": f"total ({summary.files_total} files)",
+            "outcome": f"{summary.files_scored} scored, {summary.files_skipped} skipped, "
+            f"{summary.files_failed} failed",
+            "rows": summary.rows,
+            "rejected": rejected_text(summary.rejected_by_reason),
+            "positive_share": summary.positive_share,
+            "rows_per_second": summary.rows_per_second,
+            "error": "",
+        }
+    )
+    return table
+
+
+def _bar(share: float, width: int = 20) -> str:
+    return "█" * round(share * width)
+
+
+def _share_text(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def render_distribution_markdown(summary: ScoringSummary) -> str:
+    """Markdown: this run's score histogram next to the test split's, and the verdict."""
+    drift = summary.drift
+    lines = [f"## Scores of {summary.model_name} v{summary.model_version}", ""]
+    sentence = drift.message + "."
+    lines += [f"> **Warning: drift.** {sentence}" if drift.drifted else sentence, ""]
+    test = drift.test_histogram
+    lines += ["| score | this run | | test split | |", "|---|---:|---|---:|---|"]
+    for index, share in enumerate(drift.run_histogram):
+        low, high = index / HISTOGRAM_BINS, (index + 1) / HISTOGRAM_BINS
+        bracket = "]" if index == HISTOGRAM_BINS - 1 else ")"
+        test_cells = f"{test[index]:.1%} | {_bar(test[index])}" if test else "n/a | "
+        lines.append(
+            f"| [{low:.1f}, {high:.1f}{bracket} | {share:.1%} | {_bar(share)} | {test_cells} |"
+        )
+    lines += [
+        "",
+        f"Positive share: this run {_share_text(drift.run_positive_share)}, "
+        f"test split {_share_text(drift.test_positive_rate)}.",
+        "",
+        f"Files: {summary.files_scored} scored, {summary.files_skipped} skipped, "
+        f"{summary.files_failed} failed. Rows: {summary.rows} ({summary.rows_scored} scored now, "
+        f"{summary.rows_per_second} rows/s); rejected: {rejected_text(summary.rejected_by_reason)}"
+        f"; review ids null: {summary.null_ids}, repeated: {summary.duplicate_ids}.",
+    ]
+    if summary.skipped_inputs:
+        lines += ["", f"Skipped beside the data: {len(summary.skipped_inputs)} entries."]
+    if summary.failures:
+        lines += ["", "### Failed files", ""]
+        lines += [f"- `{failure.relative_path}`: {failure.error}" for failure in summary.failures]
+    return "\n".join(lines) + "\n"

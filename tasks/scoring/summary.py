@@ -1,0 +1,144 @@
+"""A run's totals over its files, and its score distribution against the model's test split."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from tasks.evaluation import HISTOGRAM_BINS, count_shares
+from tasks.scoring.contract import STATUS_OK
+from tasks.scoring.records import (
+    DriftReport,
+    FileFailure,
+    FileResult,
+    ResolvedModel,
+    ScoringPlan,
+    ScoringSummary,
+)
+
+__all__ = ["compare_score_distributions", "population_stability_index", "summarize_run"]
+
+# Fewer rows than this make a noisy comparison; the message says so.
+NOISY_BELOW_ROWS = 1000
+
+
+def population_stability_index(
+    actual: Sequence[float], expected: Sequence[float], floor: float = 1e-4
+) -> float:
+    """PSI between two binned distributions; empty bins are floored so the log stays finite."""
+    total = 0.0
+    for actual_share, expected_share in zip(actual, expected, strict=True):
+        actual_floored = max(actual_share, floor)
+        expected_floored = max(expected_share, floor)
+        total += (actual_floored - expected_floored) * math.log(actual_floored / expected_floored)
+    return total
+
+
+def compare_score_distributions(
+    run_counts: Sequence[int], run_positives: int, model: ResolvedModel, threshold: float
+) -> DriftReport:
+    """Compare this run's scores with the model's test split (PSI over the score bins)."""
+    rows = int(sum(run_counts))
+    run_positive_share = round(run_positives / rows, 6) if rows else None
+    test_histogram = model.test_score_histogram
+    psi: float | None = None
+    drifted = False
+    target = f"the test split of {model.name} v{model.version}"
+    if test_histogram is None:
+        message = (
+            f"The manifest of {model.name} v{model.version} has no test_score_histogram, "
+            "so this run's scores cannot be compared with its test split"
+        )
+    elif rows == 0:
+        message = "No rows were scored by this run, so there is nothing to compare"
+    else:
+        psi = round(population_stability_index(count_shares(run_counts), test_histogram), 4)
+        drifted = psi > threshold
+        if drifted:
+            message = (
+                f"The scores of {rows} rows have drifted from {target} "
+                f"(PSI {psi:.4f}, above the threshold {threshold})"
+            )
+        else:
+            message = (
+                f"The scores of {rows} rows are close to {target} "
+                f"(PSI {psi:.4f}, threshold {threshold})"
+            )
+        if rows < NOISY_BELOW_ROWS:
+            message += f"; only {rows} rows, so the comparison is noisy"
+    return DriftReport(
+        rows=rows,
+        run_histogram=count_shares(run_counts),
+        test_histogram=test_histogram,
+        run_positive_share=run_positive_share,
+        test_positive_rate=model.test_positive_rate,
+        psi=psi,
+        threshold=threshold,
+        drifted=drifted,
+        message=message,
+    )
+
+
+def summarize_run(
+    model: ResolvedModel,
+    plan: ScoringPlan,
+    results: Sequence[FileResult],
+    failures: Sequence[FileFailure],
+    seconds: float,
+    drift_threshold: float,
+    completed_folders: Sequence[str] = (),
+) -> ScoringSummary:
+    """Totals over the files, and the drift check over the rows this run scored."""
+    scored = [result for result in results if result.outcome == "scored"]
+    skipped = [result for result in results if result.outcome == "skipped"]
+    status_counts: dict[str, int] = {}
+    for result in results:
+        for status, count in result.status_counts.items():
+            status_counts[status] = status_counts.get(status, 0) + count
+    rows_ok = status_counts.get(STATUS_OK, 0)
+    positives = sum(result.positives for result in results)
+    rows_scored = sum(result.rows for result in scored)
+    # Drift is about new data: the rows scored now; a run that only skipped compares those.
+    drift_files = scored or skipped
+    drift_counts = [
+        sum(column) for column in zip(*(result.score_counts for result in drift_files), strict=True)
+    ]
+    drift = compare_score_distributions(
+        drift_counts or [0] * HISTOGRAM_BINS,
+        sum(result.positives for result in drift_files),
+        model,
+        drift_threshold,
+    )
+    if not scored and skipped:
+        drift = drift.model_copy(
+            update={
+                "message": drift.message + " (every input was already scored; these are "
+                "the stored outputs' scores)"
+            }
+        )
+    return ScoringSummary(
+        model_name=model.name,
+        model_version=model.version,
+        input_root=plan.input_root,
+        output_dir=plan.output_dir,
+        files_total=len(results) + len(failures),
+        files_scored=len(scored),
+        files_skipped=len(skipped),
+        files_failed=len(failures),
+        rows=sum(result.rows for result in results),
+        rows_scored=rows_scored,
+        rows_ok=rows_ok,
+        rejected_by_reason={
+            status: count for status, count in sorted(status_counts.items()) if status != STATUS_OK
+        },
+        null_ids=sum(result.null_ids for result in results),
+        duplicate_ids=sum(result.duplicate_ids for result in results),
+        positive_share=round(positives / rows_ok, 6) if rows_ok else None,
+        rows_per_second=round(rows_scored / seconds, 1) if seconds > 0 else 0.0,
+        seconds=round(seconds, 3),
+        drift=drift,
+        failures=list(failures),
+        files=list(results),
+        skipped_inputs=list(plan.skipped),
+        completed_folders=list(completed_folders),
+    )

@@ -1,0 +1,185 @@
+"""The scoring steps as Prefect tasks: thin wrappers that add names, retries and logging."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from tasks.retries import RETRY_DELAY_SECONDS, is_transient
+from tasks.scoring.files import score_file
+from tasks.scoring.inputs import partition_input_path, plan_jobs
+from tasks.scoring.model import load_scoring_model, resolve_model
+from tasks.scoring.records import (
+    FileFailure,
+    FileResult,
+    ResolvedModel,
+    ScoringJob,
+    ScoringPlan,
+    ScoringSummary,
+)
+from tasks.scoring.report import rejected_text, render_distribution_markdown, summary_table
+from tasks.scoring.summary import summarize_run
+from tasks.scoring.writing import mark_complete_folders
+
+__all__ = [
+    "mark_complete_task",
+    "plan_task",
+    "publish_summary_task",
+    "resolve_model_task",
+    "score_file_task",
+    "summarize_task",
+]
+
+
+@task(
+    name="resolve-model",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=RETRY_DELAY_SECONDS,
+    retry_condition_fn=is_transient,
+)
+def resolve_model_task(store_root: str, name: str, model_ref: str) -> ResolvedModel:
+    """Resolve the version or alias once, verify its files and load it, before any input."""
+    model = resolve_model(store_root, name, model_ref)
+    load_scoring_model(model)  # safe mode, once; the file tasks in this process reuse it
+    get_run_logger().info("scoring with %s v%d (asked for %r)", name, model.version, model_ref)
+    return model
+
+
+@task(
+    name="plan",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=RETRY_DELAY_SECONDS,
+    retry_condition_fn=is_transient,
+)
+def plan_task(
+    input_path: str,
+    output_root: str,
+    model: ResolvedModel,
+    text_column: str,
+    id_column: str | None,
+    batch_size: int,
+    partition: str | None = None,
+    scheduled_date: date | None = None,
+) -> ScoringPlan:
+    """Find the input files (of one partition, if given), place their outputs, say what was
+    skipped."""
+    if partition:
+        input_path = partition_input_path(input_path, partition, scheduled_date or date.today())
+    plan = plan_jobs(input_path, Path(output_root), model, text_column, id_column, batch_size)
+    logger = get_run_logger()
+    logger.info("%d input file(s) under %s", len(plan.jobs), plan.input_root)
+    if plan.skipped:
+        reasons: dict[str, int] = {}
+        for skipped in plan.skipped:
+            reasons[skipped.reason] = reasons.get(skipped.reason, 0) + 1
+        logger.warning(
+            "skipped %d entries under %s: %s (first: %s)",
+            len(plan.skipped),
+            plan.input_root,
+            "; ".join(f"{count} {reason}" for reason, count in sorted(reasons.items())),
+            plan.skipped[0].path,
+        )
+    return plan
+
+
+@task(
+    name="score-file",
+    task_run_name="score-file {job.relative_path}",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=RETRY_DELAY_SECONDS,
+    retry_condition_fn=is_transient,
+)
+def score_file_task(job: ScoringJob) -> FileResult:
+    """Score one file with the job's model version (loaded once per worker process)."""
+    logger = get_run_logger()
+    result = score_file(job, load_scoring_model(job.model))
+    if result.outcome == "skipped":
+        logger.info("%s: output for this input and version exists, skipped", job.input_path)
+    else:
+        logger.info(
+            "%s: %d rows (rejected: %s) in %.1fs -> %s",
+            job.input_path,
+            result.rows,
+            rejected_text(result.status_counts),
+            result.seconds,
+            job.output_path,
+        )
+    if result.null_ids or result.duplicate_ids:
+        logger.warning(
+            "%s: %d null and %d repeated review ids",
+            job.input_path,
+            result.null_ids,
+            result.duplicate_ids,
+        )
+    return result
+
+
+@task(name="mark-complete", cache_policy=NO_CACHE)
+def mark_complete_task(
+    results: list[FileResult], failures: list[FileFailure], model: ResolvedModel
+) -> list[str]:
+    """Write `_SUCCESS` into each output folder whose files all succeeded."""
+    from prefect.runtime import flow_run
+
+    run_id = str(flow_run.id) if flow_run.id else None
+    return mark_complete_folders(results, failures, model.name, model.version, run_id)
+
+
+@task(name="summarize", cache_policy=NO_CACHE)
+def summarize_task(
+    model: ResolvedModel,
+    plan: ScoringPlan,
+    results: list[FileResult],
+    failures: list[FileFailure],
+    seconds: float,
+    drift_threshold: float,
+    completed_folders: list[str],
+) -> ScoringSummary:
+    """Add up the files' results and compare the score distribution with the test split."""
+    return summarize_run(
+        model, plan, results, failures, seconds, drift_threshold, completed_folders
+    )
+
+
+@task(name="publish-summary", cache_policy=NO_CACHE)
+def publish_summary_task(summary: ScoringSummary) -> None:
+    """The summary table and score-distribution artifacts, and the warnings in the log."""
+    logger = get_run_logger()
+    create_table_artifact(
+        table=summary_table(summary),
+        key="scoring-summary",
+        description=f"Scoring with {summary.model_name} v{summary.model_version}",
+    )
+    create_markdown_artifact(
+        markdown=render_distribution_markdown(summary),
+        key="scoring-score-distribution",
+        description="This run's score distribution next to the test split's",
+    )
+    logger.info(
+        "%d files (%d scored, %d skipped, %d failed), %d rows, %.1f rows/s, positive share %s",
+        summary.files_total,
+        summary.files_scored,
+        summary.files_skipped,
+        summary.files_failed,
+        summary.rows,
+        summary.rows_per_second,
+        summary.positive_share,
+    )
+    if summary.null_ids or summary.duplicate_ids:
+        logger.warning(
+            "review ids: %d null, %d repeated within their file",
+            summary.null_ids,
+            summary.duplicate_ids,
+        )
+    if summary.drift.drifted:
+        logger.warning("drift: %s", summary.drift.message)
+    elif summary.drift.psi is None:
+        logger.info("%s", summary.drift.message)
