@@ -38,7 +38,7 @@ score: venv
 
 # Two test workers: the end-to-end tests mostly wait on servers and workers of their own.
 test: venv
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder
 
 lint: venv
 	$(BIN)/ruff check .

@@ -162,6 +162,8 @@ def _run(args: argparse.Namespace) -> int:
         from flows.settings import get_settings
         from model_store.cli import run_models_command
 
+        if args.models_command == "verify":
+            import tasks.layers  # noqa: F401 (safe-mode loading rebuilds the project's own layers)
         return run_models_command(args, Path(get_settings().model_store_root))
     run_flow, params_class = _flow_of(args.command)
     try:

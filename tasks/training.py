@@ -1,4 +1,5 @@
-"""Build and train the tutorial's classifier (LSTM, or its GRU and bidirectional variants)."""
+"""Build and train the classifier: the tutorial's LSTM, its GRU and bidirectional variants, a
+convolutional network, and a bag of n-grams computed inside the model from the padded ids."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ARCHITECTURES",
     "Architecture",
+    "NgramWeighting",
     "Pooling",
     "TrainedModel",
     "TrainingConfig",
@@ -39,10 +41,12 @@ __all__ = [
     "train_task",
 ]
 
-# The one list of model shapes: a new one is its name here and its layers in _ENCODERS below.
-Architecture = Literal["lstm", "gru", "bilstm"]
+# The one list of model shapes: a new one is its name here and its layers in _ENCODERS below
+# (or, for a shape without the embedding, its own builder in _BUILDERS).
+Architecture = Literal["lstm", "gru", "bilstm", "cnn", "ngrams"]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 Pooling = Literal["last", "max"]
+NgramWeighting = Literal["binary", "count"]
 
 
 class TrainingConfig(BaseModel):
@@ -56,11 +60,17 @@ class TrainingConfig(BaseModel):
 
     architecture: Architecture = Field(
         default="lstm",
-        description="lstm: the tutorial's LSTM; gru: a GRU instead; bilstm: a bidirectional LSTM",
+        description="lstm: the tutorial's LSTM; gru: a GRU instead; bilstm: a bidirectional LSTM; "
+        "cnn: a 1-D convolution max-pooled over the review; ngrams: a bag of unigrams and hashed "
+        "n-grams (no embedding) into one hidden Dense layer",
     )
     embedding_dim: int = Field(default=32, ge=1, le=1024, description="Size of each word vector")
     units: int = Field(
-        default=32, ge=1, le=1024, description="Recurrent units (per direction for bilstm)"
+        default=32,
+        ge=1,
+        le=1024,
+        description="Recurrent units (per direction for bilstm), convolution filters (cnn), "
+        "or hidden Dense units (ngrams)",
     )
     pooling: Pooling = Field(
         default="last",
@@ -68,7 +78,28 @@ class TrainingConfig(BaseModel):
         "max: max-pool over every time step",
     )
     dropout_rate: float = Field(
-        default=0.0, ge=0.0, lt=1.0, description="Dropout on the recurrent layer's inputs"
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout on the recurrent layer's inputs; for cnn and ngrams, on the layer "
+        "before the output",
+    )
+    kernel_size: int = Field(
+        default=5, ge=1, le=64, description="cnn: tokens each convolution filter reads"
+    )
+    ngram_order: int = Field(
+        default=2, ge=1, le=5, description="ngrams: longest n-gram counted (1: unigrams only)"
+    )
+    hash_buckets: int = Field(
+        default=65_536,
+        ge=1,
+        le=4_194_304,
+        description="ngrams: columns the n-grams of order 2 and up are hashed into",
+    )
+    ngram_weighting: NgramWeighting = Field(
+        default="binary",
+        description="ngrams: binary (each n-gram counted once per review) or count (as often "
+        "as it occurs)",
     )
     epochs: int = Field(default=10, ge=1, le=1000, description="Passes over the training split")
     batch_size: int = Field(default=128, ge=1, le=65_536, description="Reviews per gradient step")
@@ -81,6 +112,13 @@ class TrainingConfig(BaseModel):
     learning_rate: float = Field(default=0.001, gt=0.0, le=1.0, description="Adam's step size")
     restore_best_weights: bool = Field(
         default=True, description="Keep the weights of the epoch with the best validation loss"
+    )
+    early_stopping_patience: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Stop after this many epochs without a better validation loss "
+        "(default: run every epoch)",
     )
     seed: int = Field(
         default=42, ge=0, description="Seeds the data split, the weights and the validation shuffle"
@@ -123,19 +161,68 @@ _ENCODERS: dict[str, Callable[[TrainingConfig], list[Any]]] = {
     "lstm": lambda config: _recurrent(config, "LSTM"),
     "gru": lambda config: _recurrent(config, "GRU"),
     "bilstm": lambda config: _recurrent(config, "LSTM", bidirectional=True),
+    "cnn": lambda config: _convolution(config),
+}
+
+
+def _convolution(config: TrainingConfig) -> list[Any]:
+    """Conv1D(units, kernel_size, relu), max-pooled over the review, then dropout."""
+    import keras
+
+    return [
+        keras.layers.Conv1D(config.units, config.kernel_size, activation="relu"),
+        keras.layers.GlobalMaxPooling1D(),
+        keras.layers.Dropout(config.dropout_rate),
+    ]
+
+
+def _embedded(config: TrainingConfig, num_words: int) -> list[Any]:
+    """Embedding -> the architecture's layers from _ENCODERS."""
+    import keras
+
+    return [
+        keras.layers.Embedding(num_words, config.embedding_dim),
+        *_ENCODERS[config.architecture](config),
+    ]
+
+
+def _ngram_bag(config: TrainingConfig, num_words: int) -> list[Any]:
+    """A Dense(units) layer over the bag of unigrams and hashed n-grams of the ids, computed
+    sparsely (tasks.layers.NgramBag), then relu and dropout."""
+    import keras
+
+    from tasks.layers import NgramBag
+
+    return [
+        NgramBag(
+            num_words,
+            config.units,
+            order=config.ngram_order,
+            hash_buckets=config.hash_buckets,
+            weighting=config.ngram_weighting,
+        ),
+        keras.layers.Activation("relu"),
+        keras.layers.Dropout(config.dropout_rate),
+    ]
+
+
+# The layers between the input ids and the output, for each Architecture.
+_BUILDERS: dict[str, Callable[[TrainingConfig, int], list[Any]]] = {
+    **{architecture: _embedded for architecture in _ENCODERS},
+    "ngrams": _ngram_bag,
 }
 
 
 def build_model(config: TrainingConfig, num_words: int, maxlen: int) -> keras.Model:
-    """Embedding -> the architecture's layers -> Dense(1, sigmoid), compiled with adam and
-    binary cross-entropy; input: `maxlen` token ids below `num_words`."""
+    """The architecture's layers (an embedding and an encoder, or the n-gram bag) ->
+    Dense(1, sigmoid), compiled with adam and binary cross-entropy; input: `maxlen` token ids
+    below `num_words`."""
     import keras
 
     model = keras.Sequential(
         [
             keras.Input(shape=(maxlen,), dtype="int32", name="token_ids"),
-            keras.layers.Embedding(num_words, config.embedding_dim),
-            *_ENCODERS[config.architecture](config),
+            *_BUILDERS[config.architecture](config, num_words),
             keras.layers.Dense(1, activation="sigmoid"),
         ],
         name=f"review_sentiment_{config.architecture}",
@@ -155,17 +242,20 @@ def train_model(
     maxlen: int,
     progress: keras.callbacks.Callback | None = None,
 ) -> TrainedModel:
-    """Fit on the train split, holding out the last validation_split for validation."""
+    """Fit on the train split, holding out the last validation_split for validation; stop
+    after early_stopping_patience epochs without a better validation loss, if set."""
     import keras
 
     set_seed(config.seed)
     model = build_model(config, num_words=num_words, maxlen=maxlen)
     callbacks: list[keras.callbacks.Callback] = []
-    if config.restore_best_weights:
-        # Patience equal to the epoch count: never stops early, only keeps the best epoch.
+    if config.restore_best_weights or config.early_stopping_patience is not None:
+        # Without a patience, one equal to the epoch count: never stops, only keeps the best.
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.epochs, restore_best_weights=True
+                monitor="val_loss",
+                patience=config.early_stopping_patience or config.epochs,
+                restore_best_weights=config.restore_best_weights,
             )
         )
     if progress is not None:
@@ -284,7 +374,12 @@ def register_version(
         model_name,
         trained.model,
         vocabulary.to_dict(),
-        params={**params, "best_epoch": trained.best_epoch, "train_seconds": trained.seconds},
+        params={
+            **params,
+            "best_epoch": trained.best_epoch,
+            "epochs_run": len(trained.history.get("loss", [])),
+            "train_seconds": trained.seconds,
+        },
         metrics=metrics,
         data_fingerprint=data_fingerprint,
         run_id=run_id,

@@ -17,12 +17,14 @@ TINY_MAXLEN = 16
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `-n 2 --dist loadgroup` (`make test`), a module's tests share one worker, so its
-    module-scoped fixtures (a server, a trained model) are built once; a test may name its own
-    group to run beside them."""
+    """Under `-n 2 --dist loadgroup --no-loadscope-reorder` (`make test`), a module's tests
+    share one worker, so its module-scoped fixtures (a server, a trained model) are built once;
+    a test may name its own group to run beside them. The end-to-end tests, the longest, are
+    handed out first, so that the rest fills in around them."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
-"""build_model for each architecture, a short training run that learns, reproducibility, metrics."""
+"""build_model for each architecture, the n-gram bag, a short training run that learns,
+reproducibility, early stopping, metrics."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +28,29 @@ from tasks.training import (
 )
 from tests.synthetic import write_labeled_dataset
 
-# The layer each architecture puts between the embedding and the output.
-RECURRENT_LAYER = {"lstm": "LSTM", "gru": "GRU", "bilstm": "Bidirectional"}
+# The layers each architecture puts between the input ids and the output.
+LAYERS = {
+    "lstm": ["Embedding", "LSTM"],
+    "gru": ["Embedding", "GRU"],
+    "bilstm": ["Embedding", "Bidirectional"],
+    "cnn": ["Embedding", "Conv1D", "GlobalMaxPooling1D", "Dropout"],
+    "ngrams": ["NgramBag", "Activation", "Dropout"],
+}
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_build_model_follows_the_tutorial(architecture: str) -> None:
-    config = TrainingConfig(architecture=architecture, embedding_dim=6, units=5)
+def test_build_model_gives_each_architecture_its_layers(architecture: str) -> None:
+    config = TrainingConfig(
+        architecture=architecture, embedding_dim=6, units=5, kernel_size=3, hash_buckets=32
+    )
     model = build_model(config, num_words=100, maxlen=12)
     layers = [type(layer).__name__ for layer in model.layers]
-    assert layers == ["Embedding", RECURRENT_LAYER[architecture], "Dense"]
+    assert layers == [*LAYERS[architecture], "Dense"]
     assert model.input_shape == (None, 12)
-    assert model.layers[0].input_dim == 100 and model.layers[0].output_dim == 6
+    if architecture == "ngrams":
+        assert model.layers[0].kernel.shape == (100 + 32, 5)
+    else:
+        assert model.layers[0].input_dim == 100 and model.layers[0].output_dim == 6
     assert model.layers[-1].units == 1
     assert model.loss == "binary_crossentropy"
     scores = model.predict(np.zeros((3, 12), dtype=np.int32), verbose=0)
@@ -72,6 +85,10 @@ def test_defaults_are_the_tutorials() -> None:
         ({"epochs": 0}, "epochs"),
         ({"pooling": "mean"}, "pooling"),
         ({"dropout_rate": 1.0}, "dropout_rate"),
+        ({"hash_buckets": 0}, "hash_buckets"),
+        ({"ngram_order": 0}, "ngram_order"),
+        ({"ngram_weighting": "tfidf"}, "ngram_weighting"),
+        ({"early_stopping_patience": 0}, "early_stopping_patience"),
     ],
 )
 def test_impossible_config_is_named(change: dict, parameter: str) -> None:
@@ -124,6 +141,51 @@ def test_best_epoch_weights_are_kept(trained: TrainedModel, small_data: PaddedDa
     y_validation = small_data.y_train[order][first_validation_row:]
     loss = trained.model.evaluate(x_validation, y_validation, verbose=0)[0]
     assert loss == pytest.approx(trained.history["val_loss"][best], rel=1e-3)
+
+
+def test_ngram_bag_counts_unigrams_and_hashed_bigrams_but_not_padding() -> None:
+    from tasks.layers import NgramBag
+
+    def bag(layer: NgramBag, ids: np.ndarray) -> np.ndarray:
+        """With an identity kernel, the layer's output is the bag itself: column = feature."""
+        layer.build(ids.shape)
+        layer.kernel.assign(np.eye(*layer.kernel.shape, dtype="float32"))
+        return np.asarray(layer(ids))
+
+    ids = np.array([[0, 0, 1, 5, 5, 5], [0, 0, 0, 0, 0, 0]], dtype=np.int32)
+    binary = bag(NgramBag(10, units=10 + 8, order=2, hash_buckets=8), ids)
+    # Features 1 .. 9 are the unigram ids, 10 .. 17 the bigram buckets; 0 is padding.
+    assert binary.shape == (2, 18)
+    assert np.flatnonzero(binary[0, :10]).tolist() == [1, 5]  # padding left out
+    assert 1 <= binary[0, 10:].sum() <= 2  # bigrams (1, 5) and (5, 5); none touching padding
+    assert set(np.unique(binary[0]).tolist()) == {0.0, 1.0}
+    assert binary[1].sum() == 0  # all padding: an empty bag
+    counts = bag(NgramBag(10, units=10, order=1, weighting="count"), ids)
+    assert counts[0].tolist() == [0, 1, 0, 0, 0, 3, 0, 0, 0, 0]
+
+
+def test_early_stopping_stops_after_patience_and_keeps_the_best(small_data: PaddedData) -> None:
+    # Shuffled labels: whatever the model learns, the validation loss soon gets worse.
+    noise = np.random.RandomState(0).permutation(small_data.y_train)
+    config = TrainingConfig(
+        architecture="ngrams",
+        units=8,
+        hash_buckets=64,
+        epochs=30,
+        learning_rate=0.05,
+        early_stopping_patience=1,
+    )
+    stopped = train_model(dataclasses.replace(small_data, y_train=noise), config, NUM_WORDS, MAXLEN)
+    epochs_run = len(stopped.history["val_loss"])
+    assert epochs_run < config.epochs
+    # It stopped one epoch after the best, whose weights it kept.
+    assert stopped.best_epoch == epochs_run - 1
+    assert stopped.best_epoch == int(np.argmin(stopped.history["val_loss"])) + 1
+
+
+def test_no_patience_runs_every_epoch(trained: TrainedModel) -> None:
+    assert TINY.early_stopping_patience is None
+    assert len(trained.history["val_loss"]) == TINY.epochs
 
 
 def test_roc_auc_against_hand_counts() -> None:

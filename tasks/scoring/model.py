@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+import tasks.layers  # noqa: F401 (registers the project's Keras layers for safe-mode loading)
 from model_store import ModelStore
 from tasks.evaluation import HISTOGRAM_BINS
 from tasks.scoring.records import ResolvedModel, ScoringError

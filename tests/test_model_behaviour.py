@@ -1,0 +1,165 @@
+"""Behaviour of a trained model (Made-With-ML's model tests): minimum functionality, invariance,
+direction. Here on a small n-gram model trained on the synthetic reviews; bench/bench_training.py
+runs the same checks (`behaviour_failures`) on the full recipes trained on IMDB."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.data import LabeledData, load_parquet_reviews, pad_data
+from tasks.evaluation import POSITIVE_THRESHOLD
+from tasks.text import Vocabulary, encode_texts, pad_sequences
+from tasks.training import TrainedModel, TrainingConfig, register_version, train_model
+from tests.synthetic import write_labeled_dataset
+
+# Texts to scores in [0, 1]: a trained model with its vocabulary, as scoring encodes.
+Scorer = Callable[[Sequence[str]], np.ndarray]
+
+# Minimum functionality: plainly positive, plainly negative.
+PLAINLY_POSITIVE = [
+    "The movie was great and the story was wonderful, I loved it.",
+    "A brilliant, moving film: superb actors and a delightful story.",
+]
+PLAINLY_NEGATIVE = [
+    "The movie was awful and the plot was dull, I hated it.",
+    "A boring, clumsy film: terrible actors and a waste of a story.",
+]
+# Invariance: a name or a number changed, the label stays.
+INVARIANT_PAIRS = [
+    (
+        "John Smith was great in the film, I loved the story.",
+        "Maria Garcia was great in the film, I loved the story.",
+    ),
+    (
+        "Tom Hanks was awful and the plot was dull.",
+        "Meryl Streep was awful and the plot was dull.",
+    ),
+    (
+        "I saw it 3 times, a wonderful and moving story.",
+        "I saw it 12 times, a wonderful and moving story.",
+    ),
+    ("The 2 hours of this movie were boring.", "The 3 hours of this movie were boring."),
+]
+# Direction: appending this lowers the score.
+NEGATIVE_TAIL = " a terrible, boring waste of time"
+DIRECTION_TEXTS = [*PLAINLY_POSITIVE, "The movie was good, the actors were fine."]
+
+
+def scorer(model: object, vocabulary: Vocabulary) -> Scorer:
+    """Scores of raw texts, encoded with the model's vocabulary and settings."""
+
+    def score(texts: Sequence[str]) -> np.ndarray:
+        ids = pad_sequences(
+            encode_texts(texts, vocabulary),
+            vocabulary.maxlen,
+            padding=vocabulary.padding,
+            truncating=vocabulary.truncating,
+        )
+        return np.asarray(model.predict(ids, verbose=0)).reshape(-1)  # type: ignore[attr-defined]
+
+    return score
+
+
+def behaviour_failures(score: Scorer) -> list[str]:
+    """Every broken expectation as one line; empty when the model behaves."""
+    failures: list[str] = []
+    for text, positive in [(t, True) for t in PLAINLY_POSITIVE] + [
+        (t, False) for t in PLAINLY_NEGATIVE
+    ]:
+        value = float(score([text])[0])
+        if (value >= POSITIVE_THRESHOLD) != positive:
+            wanted = "positive" if positive else "negative"
+            failures.append(f"minimum: {text!r} scored {value:.3f}, not {wanted}")
+    for left, right in INVARIANT_PAIRS:
+        left_score, right_score = (float(value) for value in score([left, right]))
+        if (left_score >= POSITIVE_THRESHOLD) != (right_score >= POSITIVE_THRESHOLD):
+            failures.append(
+                f"invariance: {left!r} {left_score:.3f} but {right!r} {right_score:.3f}"
+            )
+    for text in DIRECTION_TEXTS:
+        before, after = (float(value) for value in score([text, text + NEGATIVE_TAIL]))
+        if not after < before:
+            failures.append(f"direction: {text!r} {before:.3f} -> {after:.3f} with the tail")
+    return failures
+
+
+# The fastest recipe, small: a bag of unigrams and hashed bigrams on the synthetic reviews.
+SMALL_NGRAMS = TrainingConfig(
+    architecture="ngrams",
+    units=8,
+    hash_buckets=512,
+    dropout_rate=0.2,
+    epochs=8,
+    early_stopping_patience=2,
+    batch_size=32,
+    learning_rate=0.01,
+)
+
+
+@pytest.fixture(scope="module")
+def labeled(tmp_path_factory: pytest.TempPathFactory) -> LabeledData:
+    folder = write_labeled_dataset(tmp_path_factory.mktemp("imdb"), train_rows=600, test_rows=100)
+    return load_parquet_reviews(folder, num_words=60, maxlen=24)
+
+
+@pytest.fixture(scope="module")
+def trained(labeled: LabeledData) -> TrainedModel:
+    return train_model(pad_data(labeled), SMALL_NGRAMS, num_words=60, maxlen=24)
+
+
+def test_plainly_positive_and_negative_reviews_get_their_labels(
+    trained: TrainedModel, labeled: LabeledData
+) -> None:
+    score = scorer(trained.model, labeled.vocabulary)
+    assert np.all(score(PLAINLY_POSITIVE) > 0.8)
+    assert np.all(score(PLAINLY_NEGATIVE) < 0.2)
+
+
+def test_a_model_that_behaves_passes_every_check(
+    trained: TrainedModel, labeled: LabeledData
+) -> None:
+    assert behaviour_failures(scorer(trained.model, labeled.vocabulary)) == []
+
+
+def test_the_checks_catch_a_model_that_reads_nothing() -> None:
+    def constant(texts: Sequence[str]) -> np.ndarray:
+        return np.full(len(texts), 0.7)
+
+    failures = behaviour_failures(constant)
+    assert sum(line.startswith("minimum:") for line in failures) == len(PLAINLY_NEGATIVE)
+    assert sum(line.startswith("direction:") for line in failures) == len(DIRECTION_TEXTS)
+
+
+def test_ngram_model_registers_and_loads_in_safe_mode(
+    trained: TrainedModel, labeled: LabeledData, tmp_path: Path
+) -> None:
+    from model_store import ModelStore
+
+    registered = register_version(
+        tmp_path,
+        "imdb-sentiment",
+        trained,
+        labeled.vocabulary,
+        metrics={"test_accuracy": 1.0},
+        params=SMALL_NGRAMS.model_dump(),
+        data_fingerprint="synthetic",
+        run_id=None,
+        curves_png=b"",
+    )
+    store = ModelStore(tmp_path)
+    loaded = store.load("imdb-sentiment", registered.version)
+    assert type(loaded.model.layers[0]).__name__ == "NgramBag"
+    texts = [*PLAINLY_POSITIVE, *PLAINLY_NEGATIVE]
+    np.testing.assert_allclose(
+        scorer(loaded.model, labeled.vocabulary)(texts),
+        scorer(trained.model, labeled.vocabulary)(texts),
+        rtol=1e-6,
+    )
+    params = store.manifest("imdb-sentiment", registered.version)["params"]
+    assert params["architecture"] == "ngrams" and params["hash_buckets"] == 512
+    assert params["epochs_run"] == len(trained.history["loss"])
+    assert store.verify("imdb-sentiment", registered.version) is None
