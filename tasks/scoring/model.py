@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-import tasks.layers  # noqa: F401 (registers the project's Keras layers for safe-mode loading)
 from model_store import ModelStore
 from tasks.evaluation import HISTOGRAM_BINS
 from tasks.scoring.records import ResolvedModel, ScoringError
@@ -69,6 +68,12 @@ _loaded_models: OrderedDict[tuple[str, str, int], ScoringModel] = OrderedDict()
 _loaded_models_lock = threading.Lock()
 
 
+def _register_project_layers() -> None:
+    """Safe-mode loading (and the store's check of it) rebuilds the project's own layers only
+    once they are registered; importing them imports Keras, so it waits until a model is read."""
+    import tasks.layers  # noqa: F401
+
+
 def load_scoring_model(model: ResolvedModel) -> ScoringModel:
     """Load a resolved version once per process (checksums checked, Keras safe mode)."""
     key = (str(Path(model.store_root).resolve()), model.name, model.version)
@@ -76,6 +81,7 @@ def load_scoring_model(model: ResolvedModel) -> ScoringModel:
         if key in _loaded_models:
             _loaded_models.move_to_end(key)
             return _loaded_models[key]
+        _register_project_layers()
         loaded = ModelStore(Path(model.store_root)).load(model.name, model.version)
         scoring_model = ScoringModel.create(
             name=model.name,
@@ -103,6 +109,7 @@ def resolve_model(store_root: str, name: str, model_ref: str | int) -> ResolvedM
     """The version `model_ref` names now, with its files' checksums verified."""
     store = ModelStore(Path(store_root))
     version = store.resolve(name, parse_model_ref(model_ref))
+    _register_project_layers()
     store.verify(name, version)
     metrics = store.manifest(name, version).get("metrics") or {}
     histogram = metrics.get("test_score_histogram")
