@@ -18,7 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from flows.failures import EXPECTED_ERRORS, fail_run
 from flows.settings import get_settings
-from tasks.scoring import FileFailure, FileResult, ScoringJob, ScoringSummary
+from tasks.scoring import (
+    DEFAULT_BATCH_SIZE,
+    FileFailure,
+    FileResult,
+    ScoringJob,
+    ScoringSummary,
+)
 from tasks.scoring.tasks import (
     mark_complete_task,
     plan_task,
@@ -72,7 +78,10 @@ class ScoreParams(BaseModel):
         default=None, min_length=1, description="Defaults to the settings'"
     )
     batch_size: int = Field(
-        default=1024, ge=1, le=65_536, description="Rows read, tokenized and predicted at a time"
+        default=DEFAULT_BATCH_SIZE,
+        ge=1,
+        le=65_536,
+        description="Rows read, tokenized and predicted at a time",
     )
     text_column: str = Field(default="text", min_length=1, description="Column with the review")
     id_column: str | None = Field(

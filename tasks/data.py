@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -54,11 +55,15 @@ DataSource = Literal["keras", "npz", "parquet"]
 
 @dataclass
 class LabeledData:
-    """Token ids (unpadded) and 0/1 labels for a train and a test split, plus their vocabulary."""
+    """Token ids (unpadded) and 0/1 labels for a train and a test split, plus their vocabulary.
 
-    train_ids: list[list[int]]
+    Ids are Arrow list arrays, not Python lists: Prefect walks every element of a task's
+    parameters, and 12 million ints cost it half a minute a walk.
+    """
+
+    train_ids: pa.LargeListArray
     train_labels: np.ndarray
-    test_ids: list[list[int]]
+    test_ids: pa.LargeListArray
     test_labels: np.ndarray
     vocabulary: Vocabulary
     fingerprint: str
@@ -91,6 +96,26 @@ def _check_split(labels: np.ndarray, where: str) -> None:
         raise ValueError(f"{where}: only label {classes.pop()} present; both classes are needed")
 
 
+def _ranks_to_ids(reviews: np.ndarray, vocabulary: Vocabulary) -> pa.LargeListArray:
+    """Word ranks per review to [START, ids...], rare words OOV, as imdb.load_data does."""
+    lengths = np.fromiter((len(review) for review in reviews), dtype=np.int64, count=len(reviews))
+    ranks = (
+        np.concatenate([np.asarray(review, dtype=np.int64) for review in reviews])
+        if lengths.sum()
+        else np.zeros(0, dtype=np.int64)
+    )
+    word_ids = ranks + vocabulary.index_from
+    word_ids[word_ids >= vocabulary.num_words] = OOV_ID
+    offsets = np.zeros(len(reviews) + 1, dtype=np.int64)
+    np.cumsum(lengths + 1, out=offsets[1:])
+    ids = np.full(offsets[-1], START_ID, dtype=np.int32)
+    # Every position but each review's first (START) takes the review's next word.
+    word_positions = np.ones(offsets[-1], dtype=bool)
+    word_positions[offsets[:-1]] = False
+    ids[word_positions] = word_ids
+    return pa.LargeListArray.from_arrays(offsets, pa.array(ids, type=pa.int32()))
+
+
 def load_imdb_npz(
     npz_path: str | Path,
     word_index_path: str | Path,
@@ -117,14 +142,7 @@ def load_imdb_npz(
     for x_key, y_key in (("x_train", "y_train"), ("x_test", "y_test")):
         order = np.arange(len(arrays[x_key]))
         rng.shuffle(order)
-        ids = [
-            [START_ID]
-            + [
-                rank + vocabulary.index_from if rank + vocabulary.index_from < num_words else OOV_ID
-                for rank in arrays[x_key][position]
-            ]
-            for position in order
-        ]
+        ids = _ranks_to_ids(arrays[x_key][order], vocabulary)
         labels = np.asarray(arrays[y_key])[order].astype(np.int64)
         _check_split(labels, f"{npz_path} [{y_key}]")
         splits.append((ids, labels))
@@ -171,8 +189,8 @@ def resolve_parquet_paths(path: str | Path, parameter: str = "data_path") -> lis
 
 def _read_labeled_parquet(
     paths: Sequence[Path], text_column: str, label_column: str
-) -> tuple[list[str], np.ndarray]:
-    texts: list[str] = []
+) -> tuple[pa.Array, np.ndarray]:
+    texts: list[pa.Array] = []
     labels: list[np.ndarray] = []
     for path in paths:
         try:
@@ -187,10 +205,13 @@ def _read_labeled_parquet(
         text_type = table.schema.field(text_column).type
         if not is_text_type(text_type):
             raise ValueError(f"{path}: column {text_column!r} must hold text, not {text_type}")
-        file_texts = table.column(text_column).to_pylist()
-        for row, text in enumerate(file_texts):
-            if text is None or not text.strip():
-                raise ValueError(f"{path}: row {row} has an empty or null {text_column!r}")
+        file_texts = table.column(text_column).combine_chunks()
+        if file_texts.type != pa.string():
+            file_texts = file_texts.cast(pa.string())
+        blank = pc.or_(pc.equal(pc.utf8_length(file_texts), 0), pc.utf8_is_space(file_texts))
+        unusable = np.flatnonzero(blank.fill_null(True).to_numpy(zero_copy_only=False))
+        if unusable.size:
+            raise ValueError(f"{path}: row {int(unusable[0])} has an empty or null {text_column!r}")
         label_array = table.column(label_column)
         if label_array.null_count:
             raise ValueError(f"{path}: column {label_column!r} has {label_array.null_count} nulls")
@@ -205,9 +226,9 @@ def _read_labeled_parquet(
                 f"{path}: row {int(bad[0])} has label {file_labels[bad[0]].item()!r}; "
                 "labels must be 0 or 1"
             )
-        texts.extend(file_texts)
+        texts.append(file_texts)
         labels.append(file_labels.astype(np.int64))
-    return texts, np.concatenate(labels)
+    return pa.concat_arrays(texts), np.concatenate(labels)
 
 
 def load_parquet_reviews(
@@ -252,10 +273,8 @@ def load_parquet_reviews(
         order = np.random.RandomState(seed).permutation(len(train_texts))
         test_count = max(1, round(len(order) * test_fraction))
         test_rows, train_rows = order[:test_count], order[test_count:]
-        test_texts = [train_texts[row] for row in test_rows]
-        test_labels = train_labels[test_rows]
-        train_texts = [train_texts[row] for row in train_rows]
-        train_labels = train_labels[train_rows]
+        test_texts, test_labels = train_texts.take(test_rows), train_labels[test_rows]
+        train_texts, train_labels = train_texts.take(train_rows), train_labels[train_rows]
     _check_split(train_labels, f"{data_path} [train split]")
     _check_split(test_labels, f"{test_path or data_path} [test split]")
 
@@ -271,11 +290,10 @@ def load_parquet_reviews(
             maxlen=maxlen,
             source="parquet",
         )
-    id_table = vocabulary.id_table()
     return LabeledData(
-        train_ids=encode_texts(train_texts, vocabulary, id_table),
+        train_ids=encode_texts(train_texts, vocabulary),
         train_labels=train_labels,
-        test_ids=encode_texts(test_texts, vocabulary, id_table),
+        test_ids=encode_texts(test_texts, vocabulary),
         test_labels=test_labels,
         vocabulary=vocabulary,
         fingerprint=_sha256_files(fingerprint_paths),
@@ -321,7 +339,7 @@ def pad_data(data: LabeledData) -> PaddedData:
     """Pad and cut both splits with the vocabulary's own settings."""
     vocabulary = data.vocabulary
 
-    def pad(ids: list[list[int]]) -> np.ndarray:
+    def pad(ids: pa.LargeListArray) -> np.ndarray:
         return pad_sequences(ids, vocabulary.maxlen, vocabulary.padding, vocabulary.truncating)
 
     return PaddedData(

@@ -9,10 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
-__all__ = ["NgramBag"]
+__all__ = ["WEIGHTINGS", "NgramBag"]
 
+WEIGHTINGS = ("binary", "count", "nb")
+# Added to every feature's count in each class, so unseen features get a ratio of 0.
+NB_SMOOTHING = 1.0
 # An odd multiplier spreads consecutive ids over the buckets (a bijection modulo any power of 2).
 _HASH_MULTIPLIER = 1_000_003
 _HASH_MODULUS = 2**31 - 1
@@ -41,8 +45,8 @@ class NgramBag(keras.layers.Layer):
         super().__init__(**kwargs)
         if order < 1:
             raise ValueError(f"order must be at least 1, got {order}")
-        if weighting not in ("binary", "count"):
-            raise ValueError(f"weighting must be 'binary' or 'count', got {weighting!r}")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         self.num_words = num_words
         self.units = units
         self.order = order
@@ -57,6 +61,13 @@ class NgramBag(keras.layers.Layer):
             name="kernel",
         )
         self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+        if self.weighting == "nb":
+            self.feature_scale = self.add_weight(
+                shape=(self.num_words + self.hash_buckets,),
+                initializer="ones",
+                trainable=False,
+                name="feature_scale",
+            )
 
     def features(self, token_ids: Any) -> tuple[Any, Any]:
         """Each review's feature ids (unigrams, then n-grams) and which of them to count."""
@@ -87,8 +98,32 @@ class NgramBag(keras.layers.Layer):
     def call(self, token_ids: Any) -> Any:
         features, counted = self.features(token_ids)
         vectors = ops.take(self.kernel, features, axis=0)
-        weights = ops.expand_dims(ops.cast(counted, vectors.dtype), -1)
-        return ops.sum(vectors * weights, axis=1) + self.bias
+        weights = ops.cast(counted, vectors.dtype)
+        if self.weighting == "nb":
+            weights = weights * ops.take(self.feature_scale, features, axis=0)
+        return ops.sum(vectors * ops.expand_dims(weights, -1), axis=1) + self.bias
+
+    def fit_to_training_data(
+        self, token_ids: np.ndarray, labels: np.ndarray, batch_rows: int = 4096
+    ) -> None:
+        """For `nb`: each feature's log-count ratio over the training reviews given, from the
+        reviews holding it in each class: log((p / |p|) / (q / |q|))."""
+        if self.weighting != "nb":
+            return
+        if not self.built:
+            self.build((None, token_ids.shape[1]))
+        size = self.num_words + self.hash_buckets
+        positive = np.full(size, NB_SMOOTHING)
+        negative = np.full(size, NB_SMOOTHING)
+        for start in range(0, len(token_ids), batch_rows):
+            features, counted = self.features(token_ids[start : start + batch_rows])
+            features = ops.convert_to_numpy(features)
+            counted = ops.convert_to_numpy(counted)
+            rows = np.asarray(labels[start : start + batch_rows]).reshape(-1) >= 0.5
+            positive += np.bincount(features[rows][counted[rows]], minlength=size)
+            negative += np.bincount(features[~rows][counted[~rows]], minlength=size)
+        ratio = np.log(positive / positive.sum()) - np.log(negative / negative.sum())
+        self.feature_scale.assign(ratio.astype("float32"))
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, int]:
         return (input_shape[0], self.units)

@@ -1,16 +1,25 @@
-"""Text to ids as the Keras IMDB dataset was made, so scoring encodes exactly as training did."""
+"""Text to ids as the Keras IMDB dataset was made, so scoring encodes exactly as training did.
+
+The rules are Keras's `text_to_word_sequence`: lower-case, every filter character becomes a
+space, split on whitespace (Python's `str.lower` and `str.split`). They run over whole Arrow
+arrays: the byte-level steps in numpy and Arrow kernels, Python only for the rows that are not
+ASCII (whose lower-casing has Unicode rules that Arrow's does not follow).
+"""
 
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterable, Mapping
+import re
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "DEFAULT_MAXLEN",
@@ -19,12 +28,15 @@ __all__ = [
     "OOV_ID",
     "PAD_ID",
     "START_ID",
+    "TextInput",
     "Vocabulary",
+    "WordIndex",
     "build_word_index",
     "encode_texts",
     "is_text_type",
     "pad_sequences",
     "text_to_words",
+    "words_of",
 ]
 
 # Keras's old `text_to_word_sequence` filters; the apostrophe is kept.
@@ -35,8 +47,19 @@ OOV_ID = 2
 # The Keras tutorial's tokenizer settings: the 10,000 most frequent words, 250 tokens per review.
 DEFAULT_NUM_WORDS = 10_000
 DEFAULT_MAXLEN = 250
-# The two-string form maps to code points, which str.translate applies faster than strings.
-_TRANSLATION = str.maketrans(KERAS_FILTERS, " " * len(KERAS_FILTERS))
+# Rows tokenized at a time: the byte masks cost a few bytes per text byte, so memory stays bounded.
+ENCODE_CHUNK_ROWS = 10_000
+
+# Bytes that end a word: the filters and the ASCII whitespace str.split splits on (\x1c-\x1f too).
+_SEPARATORS = (KERAS_FILTERS + " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f").encode("ascii")
+# bytes.translate tables: 1 for a byte inside a word, 0 for a separator.
+_WORD_BYTE = bytes(0 if byte in _SEPARATORS else 1 for byte in range(256))
+# Whitespace beyond ASCII that str.split also splits on (NBSP, U+2028, U+3000, ...).
+_UNICODE_SPACE = re.compile(
+    "[" + "".join(chr(code) for code in range(128, sys.maxunicode + 1) if chr(code).isspace()) + "]"
+)
+
+TextInput = pa.Array | pa.ChunkedArray | Sequence[str]
 
 
 def is_text_type(data_type: pa.DataType) -> bool:
@@ -51,9 +74,121 @@ def is_text_type(data_type: pa.DataType) -> bool:
     )
 
 
+def _string_chunks(texts: TextInput) -> list[pa.StringArray]:
+    """Plain `string` arrays of at most ENCODE_CHUNK_ROWS rows; nulls are refused."""
+    if isinstance(texts, pa.ChunkedArray):
+        arrays = texts.chunks
+    elif isinstance(texts, pa.Array):
+        arrays = [texts]
+    else:
+        arrays = [pa.array(list(texts), type=pa.string())]
+    chunks = []
+    for array in arrays:
+        if not is_text_type(array.type):
+            raise TypeError(f"texts must be strings, not {array.type}")
+        if array.null_count:
+            raise ValueError(f"texts hold {array.null_count} nulls; only strings can be encoded")
+        for start in range(0, len(array), ENCODE_CHUNK_ROWS):
+            chunk = array.slice(start, ENCODE_CHUNK_ROWS)
+            chunk = chunk if chunk.type == pa.string() else chunk.cast(pa.string())
+            if len(chunk) and _first_byte_offset(chunk):
+                # pyarrow 26's ascii_lower misreads data that does not start at byte 0.
+                chunk = pa.concat_arrays([chunk])
+            chunks.append(chunk)
+    return chunks
+
+
+def _first_byte_offset(texts: pa.StringArray) -> int:
+    return int(np.frombuffer(texts.buffers()[1], dtype=np.int32)[texts.offset])
+
+
+def _lowered(texts: pa.StringArray) -> pa.StringArray:
+    """str.lower per row, with non-ASCII whitespace made a plain space."""
+    lowered = pc.ascii_lower(texts)
+    not_ascii = np.flatnonzero(~pc.string_is_ascii(texts).to_numpy(zero_copy_only=False))
+    if not not_ascii.size:
+        return lowered
+    # Python's own rules where they differ from Arrow's (final sigma, dotted capital I, ...).
+    fixed = pa.array(
+        [_UNICODE_SPACE.sub(" ", text.lower()) for text in texts.take(not_ascii).to_pylist()],
+        type=pa.string(),
+    )
+    order = np.arange(len(texts))
+    order[not_ascii] = len(texts) + np.arange(not_ascii.size)
+    return pa.concat_arrays([lowered, fixed]).take(order)
+
+
+def _chunk_words(texts: pa.StringArray) -> tuple[pa.StringArray, np.ndarray]:
+    """Every word of every row in order, and where each row's words begin (rows + 1 offsets)."""
+    lowered = _lowered(texts)
+    offsets = np.frombuffer(lowered.buffers()[1], dtype=np.int32)[
+        lowered.offset : lowered.offset + len(lowered) + 1
+    ].astype(np.int64)
+    text_bytes = bytes(memoryview(lowered.buffers()[2])[offsets[0] : offsets[-1]])
+    offsets -= offsets[0]
+    in_word = np.frombuffer(text_bytes.translate(_WORD_BYTE), dtype=np.int8)
+    edges = np.diff(in_word, prepend=np.int8(0), append=np.int8(0))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    # A word running from one row into the next is two words: cut it at the row boundary.
+    inner = np.unique(offsets[1:-1])  # empty rows repeat an offset
+    inner = inner[(inner > 0) & (inner < in_word.size)]
+    cuts = inner[(in_word[inner] == 1) & (in_word[inner - 1] == 1)]
+    if cuts.size:
+        starts = np.insert(starts, np.searchsorted(starts, cuts), cuts)
+        ends = np.insert(ends, np.searchsorted(ends, cuts), cuts)
+    word_offsets = np.zeros(starts.size + 1, dtype=np.int32)
+    np.cumsum(ends - starts, out=word_offsets[1:])
+    # The words' bytes are the text's bytes without its separators, in order.
+    word_bytes = text_bytes.translate(None, _SEPARATORS)
+    words = pa.Array.from_buffers(
+        pa.string(), starts.size, [None, pa.py_buffer(word_offsets), pa.py_buffer(word_bytes)]
+    )
+    return words, np.searchsorted(starts, offsets)
+
+
+def words_of(texts: TextInput) -> pa.LargeListArray:
+    """Each text's words: lower-cased, filter characters removed, split on whitespace."""
+    values, offsets = [], [np.zeros(1, dtype=np.int64)]
+    done = 0
+    for chunk in _string_chunks(texts):
+        words, row_offsets = _chunk_words(chunk)
+        values.append(words)
+        offsets.append(row_offsets[1:] + done)
+        done += len(words)
+    return pa.LargeListArray.from_arrays(
+        np.concatenate(offsets), pa.concat_arrays(values) if values else pa.array([], pa.string())
+    )
+
+
 def text_to_words(text: str) -> list[str]:
-    """Lower-case, replace every filter character with a space, split on whitespace."""
-    return text.lower().translate(_TRANSLATION).split()
+    """One text's words (see words_of)."""
+    return words_of([text])[0].as_py()
+
+
+class WordIndex(Mapping[str, int]):
+    """word -> frequency rank, read-only. Not a dict on purpose: Prefect walks every item of a
+    dict passed between tasks (a second per walk for IMDB's 88,000 words), but not a Mapping."""
+
+    def __init__(self, ranks: Mapping[str, int]) -> None:
+        self._ranks = dict(ranks)
+
+    def __getitem__(self, word: str) -> int:
+        return self._ranks[word]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ranks)
+
+    def __len__(self) -> int:
+        return len(self._ranks)
+
+    def __repr__(self) -> str:
+        return f"WordIndex({len(self._ranks)} words)"
+
+
+@dataclass(frozen=True)
+class _IdLookup:
+    words: pa.StringArray  # the words that have an id of their own
+    ids: np.ndarray  # their ids, then OOV_ID for every other word
 
 
 @dataclass(frozen=True)
@@ -69,6 +204,8 @@ class Vocabulary:
     source: str = "keras"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.word_index, WordIndex):
+            object.__setattr__(self, "word_index", WordIndex(self.word_index))
         if self.num_words <= self.index_from:
             raise ValueError(
                 f"num_words must be greater than index_from={self.index_from}, got {self.num_words}"
@@ -109,38 +246,66 @@ class Vocabulary:
             word: rank + self.index_from for word, rank in self.word_index.items() if rank < limit
         }
 
+    @cached_property
+    def _lookup(self) -> _IdLookup:
+        table = self.id_table()
+        return _IdLookup(
+            words=pa.array(list(table), type=pa.string()),
+            ids=np.array([*table.values(), OOV_ID], dtype=np.int32),
+        )
 
-def build_word_index(texts: Iterable[str]) -> dict[str, int]:
+
+def build_word_index(texts: TextInput) -> dict[str, int]:
     """Rank words by frequency (1 = most frequent), ties by first appearance, as Keras did."""
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(text_to_words(text))
-    # Counter.most_common keeps insertion order among equal counts.
-    return {word: rank for rank, (word, _) in enumerate(counts.most_common(), start=1)}
+    counts = pc.value_counts(words_of(texts).flatten())  # in order of first appearance
+    if not len(counts):
+        return {}
+    order = np.argsort(-counts.field("counts").to_numpy(), kind="stable")
+    words = counts.field("values").take(order).to_pylist()
+    return {word: rank for rank, word in enumerate(words, start=1)}
 
 
-def encode_texts(
-    texts: Iterable[str], vocabulary: Vocabulary, id_table: Mapping[str, int] | None = None
-) -> list[list[int]]:
+def encode_texts(texts: TextInput, vocabulary: Vocabulary) -> pa.LargeListArray:
     """Each text to [START, ids...]; unknown or rare words become OOV, as in imdb.load_data."""
-    table = vocabulary.id_table() if id_table is None else id_table
-    lookup = table.get
-    return [[START_ID, *(lookup(word, OOV_ID) for word in text_to_words(text))] for text in texts]
+    lookup = vocabulary._lookup
+    words = words_of(texts)
+    positions = pc.index_in(words.values, value_set=lookup.words)
+    word_ids = lookup.ids[positions.fill_null(len(lookup.ids) - 1).to_numpy()]
+    word_offsets = words.offsets.to_numpy()
+    rows = len(words)
+    # Each row gains START in front: word k of row r moves r + 1 places on.
+    ids = np.empty(word_ids.size + rows, dtype=np.int32)
+    row_of_word = np.repeat(np.arange(1, rows + 1), np.diff(word_offsets))
+    ids[np.arange(word_ids.size) + row_of_word] = word_ids
+    offsets = word_offsets + np.arange(rows + 1)
+    ids[offsets[:-1]] = START_ID
+    return pa.LargeListArray.from_arrays(offsets, pa.array(ids, type=pa.int32()))
 
 
 def pad_sequences(
-    sequences: list[list[int]], maxlen: int, padding: str = "pre", truncating: str = "pre"
+    sequences: pa.ListArray | pa.LargeListArray | Sequence[Sequence[int]],
+    maxlen: int,
+    padding: str = "pre",
+    truncating: str = "pre",
 ) -> np.ndarray:
     """Pad with PAD_ID and cut to maxlen, like keras.utils.pad_sequences, into an int32 matrix."""
     if maxlen < 1:
         raise ValueError(f"maxlen must be at least 1, got {maxlen}")
-    output = np.full((len(sequences), maxlen), PAD_ID, dtype=np.int32)
-    for row, sequence in enumerate(sequences):
-        if not sequence:
-            continue
-        kept = sequence[-maxlen:] if truncating == "pre" else sequence[:maxlen]
-        if padding == "pre":
-            output[row, maxlen - len(kept) :] = kept
-        else:
-            output[row, : len(kept)] = kept
-    return output
+    if not isinstance(sequences, pa.ListArray | pa.LargeListArray):
+        sequences = pa.array(list(map(list, sequences)), type=pa.large_list(pa.int32()))
+    values = sequences.flatten().to_numpy(zero_copy_only=False)
+    offsets = sequences.offsets.to_numpy().astype(np.int64)
+    first, lengths = offsets[:-1] - offsets[0], np.diff(offsets)
+    rows = len(sequences)
+    kept = np.minimum(lengths, maxlen)
+    skipped = lengths - kept if truncating == "pre" else np.zeros_like(lengths)
+    pad_before = maxlen - kept if padding == "pre" else np.zeros_like(lengths)
+    row_start = np.arange(rows, dtype=np.int64) * maxlen
+    # Value k of row r lands at r*maxlen + pad_before + (k - first - skipped) if it is kept.
+    shift = np.repeat(row_start + pad_before - skipped - first, lengths)
+    destination = np.arange(values.size) + shift
+    lowest = np.repeat(row_start, lengths)
+    kept_values = (destination >= lowest) & (destination < lowest + maxlen)
+    output = np.full(rows * maxlen, PAD_ID, dtype=np.int32)
+    output[destination[kept_values]] = values[kept_values]
+    return output.reshape(rows, maxlen)

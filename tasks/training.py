@@ -4,6 +4,7 @@ convolutional network, and a bag of n-grams computed inside the model from the p
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -45,8 +46,11 @@ __all__ = [
 # (or, for a shape without the embedding, its own builder in _BUILDERS).
 Architecture = Literal["lstm", "gru", "bilstm", "cnn", "ngrams"]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
+# Trained through XLA: an epoch took half the time (lstm 10.3 s -> 5.2 s, ngrams 5.2 s -> 2.4 s
+# on 10k reviews, 2 cores); gru was slower with it, bilstm and cnn no faster.
+XLA_TRAINED_ARCHITECTURES = frozenset({"lstm", "ngrams"})
 Pooling = Literal["last", "max"]
-NgramWeighting = Literal["binary", "count"]
+NgramWeighting = Literal["binary", "count", "nb"]
 
 
 class TrainingConfig(BaseModel):
@@ -98,8 +102,9 @@ class TrainingConfig(BaseModel):
     )
     ngram_weighting: NgramWeighting = Field(
         default="binary",
-        description="ngrams: binary (each n-gram counted once per review) or count (as often "
-        "as it occurs)",
+        description="ngrams: binary (each n-gram counted once per review), count (as often "
+        "as it occurs) or nb (once, scaled by its naive-Bayes log-count ratio on the training "
+        "split, as NBSVM does)",
     )
     epochs: int = Field(default=10, ge=1, le=1000, description="Passes over the training split")
     batch_size: int = Field(default=128, ge=1, le=65_536, description="Reviews per gradient step")
@@ -248,6 +253,9 @@ def train_model(
 
     set_seed(config.seed)
     model = build_model(config, num_words=num_words, maxlen=maxlen)
+    # Set here, not in compile(): a saved version then predicts as plain Keras does, without
+    # an XLA compile for each new batch shape (scoring compiles its own fixed shapes).
+    model.jit_compile = config.architecture in XLA_TRAINED_ARCHITECTURES
     callbacks: list[keras.callbacks.Callback] = []
     if config.restore_best_weights or config.early_stopping_patience is not None:
         # Without a patience, one equal to the epoch count: never stops, only keeps the best.
@@ -262,6 +270,12 @@ def train_model(
         callbacks.append(progress)
     # Keras takes the validation rows from the end, so shuffle once with the seed first.
     order = np.random.RandomState(config.seed).permutation(len(data.x_train))
+    # Layers that learn from the training rows before fitting (the n-gram bag's nb weights)
+    # see the rows Keras trains on, never the validation rows.
+    training_rows = order[: math.floor(len(order) * (1.0 - config.validation_split))]
+    for layer in model.layers:
+        if hasattr(layer, "fit_to_training_data"):
+            layer.fit_to_training_data(data.x_train[training_rows], data.y_train[training_rows])
     started = time.perf_counter()
     fit = model.fit(
         data.x_train[order],

@@ -37,7 +37,7 @@ class RecordingPredictor:
 
 
 def fake_model(predictor: RecordingPredictor | None = None) -> ScoringModel:
-    return ScoringModel.create(
+    return ScoringModel(
         name="fake", version=3, vocabulary=VOCABULARY, predict=predictor or RecordingPredictor()
     )
 

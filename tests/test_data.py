@@ -20,8 +20,9 @@ def test_parquet_folder_splits_by_name_and_builds_vocabulary(tmp_path: Path) -> 
     data = load_parquet_reviews(folder, num_words=50, maxlen=12)
     assert (len(data.train_ids), len(data.test_ids)) == (60, 20)
     assert data.vocabulary.source == "parquet"
-    assert all(ids[0] == START_ID for ids in data.train_ids)
-    assert max(max(ids) for ids in data.train_ids) < 50
+    train_ids = data.train_ids.to_pylist()
+    assert all(ids[0] == START_ID for ids in train_ids)
+    assert max(max(ids) for ids in train_ids) < 50
     padded = pad_data(data)
     assert padded.x_train.shape == (60, 12) and padded.x_test.shape == (20, 12)
     assert set(np.unique(padded.y_train)) == {0.0, 1.0}
@@ -34,7 +35,7 @@ def test_word_index_file_is_used_when_given(tmp_path: Path) -> None:
     index_path.write_text(json.dumps({"great": 1, "awful": 2}))
     data = load_parquet_reviews(folder, word_index_path=index_path, num_words=100)
     assert data.vocabulary.word_index == {"great": 1, "awful": 2}
-    assert set(np.concatenate([np.array(ids) for ids in data.train_ids])) <= {
+    assert set(data.train_ids.flatten().to_pylist()) <= {
         START_ID,
         OOV_ID,
         4,
@@ -62,7 +63,7 @@ def test_npz_in_keras_format_loads_like_keras(tmp_path: Path) -> None:
     index = {"the": 1, "good": 2, "bad": 3, "rare": 9}
     (tmp_path / "imdb_word_index.json").write_text(json.dumps(index))
     data = load_labeled_data("npz", str(tmp_path / "imdb.npz"), num_words=8)
-    sequences = sorted(tuple(ids) for ids in data.train_ids)
+    sequences = sorted(tuple(ids) for ids in data.train_ids.to_pylist())
     # rank 9 + 3 = 12 is not below num_words=8, so it becomes the OOV id.
     assert sequences == sorted([(1, 4, 5), (1, 6), (1, 4, OOV_ID), (1, 5, 5, 6)])
     assert data.vocabulary.word_index == index
@@ -84,7 +85,7 @@ def test_text_columns_scoring_accepts_load_for_training(tmp_path: Path, text_typ
     data = load_parquet_reviews(folder, num_words=50, maxlen=12)
     plain_folder = write_labeled_dataset(tmp_path / "plain", train_rows=40, test_rows=10)
     plain = load_parquet_reviews(plain_folder, num_words=50, maxlen=12)
-    assert (data.train_ids, data.test_ids) == (plain.train_ids, plain.test_ids)
+    assert data.train_ids.equals(plain.train_ids) and data.test_ids.equals(plain.test_ids)
 
 
 def test_a_path_with_wildcard_characters_is_taken_literally(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def test_each_row_gets_a_status() -> None:
         STATUS_OK,
     ]
     assert ok_mask.tolist() == [True, False, False, False, False, True, True]
-    assert texts == ["good", "!!!", "é"]
+    assert texts.to_pylist() == ["good", "!!!", "é"]
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_each_row_gets_a_status() -> None:
 def test_a_column_that_is_not_text_is_rejected_row_by_row(column: pa.Array) -> None:
     statuses, ok_mask, texts = classify_texts(column)
     assert statuses.to_pylist() == [STATUS_NOT_STRING, STATUS_NULL_TEXT, STATUS_NOT_STRING]
-    assert not ok_mask.any() and texts == []
+    assert not ok_mask.any() and texts.to_pylist() == []
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_a_column_that_is_not_text_is_rejected_row_by_row(column: pa.Array) -> N
 def test_every_arrow_text_type_is_text(column: pa.Array) -> None:
     statuses, _, texts = classify_texts(column)
     assert statuses.to_pylist() == [STATUS_OK, STATUS_NULL_TEXT, STATUS_OK]
-    assert texts == ["a", "b"]
+    assert texts.to_pylist() == ["a", "b"]
 
 
 def test_a_row_of_invalid_utf8_gets_its_own_status_and_the_rest_are_scored() -> None:
@@ -75,10 +75,10 @@ def test_a_row_of_invalid_utf8_gets_its_own_status_and_the_rest_are_scored() -> 
         STATUS_OK,
     ]
     assert ok_mask.tolist() == [True, False, False, False, True]
-    assert texts == ["great movie", "fine"]
+    assert texts.to_pylist() == ["great movie", "fine"]
 
 
 def test_encoding_is_the_training_code_path() -> None:
     texts = ["The movie was GREAT!<br />", "awful, the plot the plot the plot the plot"]
     expected = pad_sequences(encode_texts(texts, VOCABULARY), maxlen=6)
-    assert np.array_equal(encode_for_model(texts, fake_model()), expected)
+    assert np.array_equal(encode_for_model(pa.array(texts), fake_model()), expected)

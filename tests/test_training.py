@@ -4,6 +4,7 @@ reproducibility, early stopping, metrics."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,39 @@ def test_ngram_bag_counts_unigrams_and_hashed_bigrams_but_not_padding() -> None:
     assert binary[1].sum() == 0  # all padding: an empty bag
     counts = bag(NgramBag(10, units=10, order=1, weighting="count"), ids)
     assert counts[0].tolist() == [0, 1, 0, 0, 0, 3, 0, 0, 0, 0]
+
+
+def test_nb_weighting_scales_each_feature_by_its_log_count_ratio() -> None:
+    from tasks.layers import NgramBag
+
+    # Word 5 only in positive reviews, 6 only in negative ones, 7 in one of each.
+    ids = np.array([[0, 5, 7], [0, 0, 5], [0, 6, 7], [0, 0, 6]], dtype=np.int32)
+    labels = np.array([1, 1, 0, 0], dtype=np.float32)
+    layer = NgramBag(10, units=10, order=1, weighting="nb")
+    layer.fit_to_training_data(ids, labels)
+    # With one added to every count, both classes count 13 in all: 5 -> log(3/1), 7 -> log(2/2).
+    scale = np.asarray(layer.feature_scale)
+    np.testing.assert_allclose(scale[[5, 6, 7]], [np.log(3), -np.log(3), 0.0], atol=1e-6)
+    layer.kernel.assign(np.eye(10, dtype="float32"))
+    bag = np.asarray(layer(ids[:1]))[0]
+    np.testing.assert_allclose(bag[[5, 6, 7]], [np.log(3), 0.0, 0.0], atol=1e-6)
+
+
+def test_nb_weights_come_from_the_training_rows_only(small_data: PaddedData) -> None:
+    config = TrainingConfig(
+        architecture="ngrams", ngram_weighting="nb", units=4, hash_buckets=64, epochs=1, seed=5
+    )
+    trained = train_model(small_data, config, num_words=NUM_WORDS, maxlen=MAXLEN)
+    [bag] = [layer for layer in trained.model.layers if hasattr(layer, "feature_scale")]
+    order = np.random.RandomState(5).permutation(len(small_data.x_train))
+    training_rows = order[: math.floor(len(order) * (1.0 - config.validation_split))]
+    from tasks.layers import NgramBag
+
+    expected = NgramBag(NUM_WORDS, units=4, hash_buckets=64, weighting="nb")
+    expected.fit_to_training_data(
+        small_data.x_train[training_rows], small_data.y_train[training_rows]
+    )
+    np.testing.assert_allclose(bag.feature_scale, expected.feature_scale, atol=1e-6)
 
 
 def test_early_stopping_stops_after_patience_and_keeps_the_best(small_data: PaddedData) -> None:

@@ -26,8 +26,15 @@ from tasks.scoring.contract import (
 from tasks.scoring.encoding import classify_texts, encode_for_model
 from tasks.scoring.files import score_file
 from tasks.scoring.inputs import output_dir_for, plan_jobs
-from tasks.scoring.model import ScoringModel, keras_predictor, load_scoring_model, resolve_model
+from tasks.scoring.model import (
+    ScoringModel,
+    compiled_predictor,
+    keras_predictor,
+    load_scoring_model,
+    resolve_model,
+)
 from tasks.scoring.records import (
+    DEFAULT_BATCH_SIZE,
     DriftReport,
     FileFailure,
     FileResult,
@@ -44,6 +51,7 @@ from tasks.scoring.summary import compare_score_distributions, summarize_run
 
 __all__ = [
     "COMPLETION_MARKER",
+    "DEFAULT_BATCH_SIZE",
     "OUTPUT_COLUMNS",
     "STATUS_EMPTY_TEXT",
     "STATUS_INVALID_UTF8",
@@ -64,6 +72,7 @@ __all__ = [
     "SkippedInput",
     "classify_texts",
     "compare_score_distributions",
+    "compiled_predictor",
     "encode_for_model",
     "keras_predictor",
     "load_scoring_model",

@@ -36,7 +36,7 @@ def _invalid_utf8_mask(text: pa.Array) -> np.ndarray:
     return invalid
 
 
-def classify_texts(column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, list[str]]:
+def classify_texts(column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, pa.Array]:
     """Each row's status, a mask of the rows to score, and their texts (in row order)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
@@ -46,7 +46,11 @@ def classify_texts(column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.nda
     if not is_text_type(column.type):
         statuses[~null_mask] = STATUS_NOT_STRING
         statuses[null_mask] = STATUS_NULL_TEXT
-        return pa.array(statuses, type=pa.string()), np.zeros(rows, dtype=bool), []
+        return (
+            pa.array(statuses, type=pa.string()),
+            np.zeros(rows, dtype=bool),
+            pa.array([], type=pa.string()),
+        )
     text = column.cast(pa.string()) if column.type != pa.string() else column
     invalid_mask = _invalid_utf8_mask(text)
     if invalid_mask.any():
@@ -62,14 +66,14 @@ def classify_texts(column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.nda
     statuses[invalid_mask] = STATUS_INVALID_UTF8
     statuses[null_mask] = STATUS_NULL_TEXT
     ok_mask = ~(null_mask | blank_mask | invalid_mask)
-    texts = text.filter(pa.array(ok_mask)).to_pylist()
+    texts = text.filter(pa.array(ok_mask))
     return pa.array(statuses, type=pa.string()), ok_mask, texts
 
 
-def encode_for_model(texts: list[str], model: ScoringModel) -> np.ndarray:
+def encode_for_model(texts: pa.Array, model: ScoringModel) -> np.ndarray:
     """The training code path: encode_texts then pad_sequences with the version's vocabulary."""
     vocabulary = model.vocabulary
-    sequences = encode_texts(texts, vocabulary, model.id_table)
+    sequences = encode_texts(texts, vocabulary)
     return pad_sequences(
         sequences, vocabulary.maxlen, padding=vocabulary.padding, truncating=vocabulary.truncating
     )

@@ -111,10 +111,10 @@ class _PreparedBatch:
     token_ids: np.ndarray
 
 
-def _prepared_batches(
-    parquet: pq.ParquetFile, path: Path, job: ScoringJob, model: ScoringModel
-) -> Iterator[_PreparedBatch]:
-    """Read, classify and tokenize one record batch at a time."""
+def _read_batches(
+    parquet: pq.ParquetFile, path: Path, job: ScoringJob
+) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """Each record batch with the number of its first row."""
     first_row = 0
     batches = parquet.iter_batches(batch_size=job.batch_size, use_threads=False)
     while True:
@@ -126,10 +126,20 @@ def _prepared_batches(
             raise InputFileError(
                 f"{path}: cannot read rows from {first_row} on: {error}"
             ) from error
-        statuses, ok_mask, texts = classify_texts(batch.column(job.text_column))
-        token_ids = encode_for_model(texts, model)
-        yield _PreparedBatch(batch, first_row, statuses, ok_mask, token_ids)
+        yield batch, first_row
         first_row += batch.num_rows
+
+
+def _preparer(
+    job: ScoringJob, model: ScoringModel
+) -> Callable[[tuple[pa.RecordBatch, int]], _PreparedBatch]:
+    def prepare(read: tuple[pa.RecordBatch, int]) -> _PreparedBatch:
+        """Classify and tokenize one record batch."""
+        batch, first_row = read
+        statuses, ok_mask, texts = classify_texts(batch.column(job.text_column))
+        return _PreparedBatch(batch, first_row, statuses, ok_mask, encode_for_model(texts, model))
+
+    return prepare
 
 
 def _review_ids(
@@ -273,7 +283,9 @@ def score_file(
     output_path = Path(job.output_path)
     remove_stale_temporaries(output_path)
     with atomic_parquet_writer(output_path, layout.schema) as writer:
-        batches = prefetched(_prepared_batches(parquet, input_path, job, model), prefetch_batches)
+        batches = prefetched(
+            _read_batches(parquet, input_path, job), _preparer(job, model), prefetch_batches
+        )
         tally = _write_batches(writer, batches, model, layout, job, id_column, clock)
         if tally.rows != parquet.metadata.num_rows:
             raise InputFileError(

@@ -15,6 +15,7 @@ from pathlib import Path
 from model_store import sha256_of_file
 from tasks.parquet_files import IGNORED_PREFIXES, find_parquet_files
 from tasks.scoring.records import (
+    DEFAULT_BATCH_SIZE,
     InputFileError,
     ResolvedModel,
     ScoringError,
@@ -93,7 +94,7 @@ def plan_jobs(
     model: ResolvedModel,
     text_column: str = "text",
     id_column: str | None = None,
-    batch_size: int = 1024,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ScoringPlan:
     """One job per input file, its output at the same relative path under the version's folder."""
     try:

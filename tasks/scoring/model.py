@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from model_store import ModelStore
 from tasks.evaluation import HISTOGRAM_BINS
-from tasks.scoring.records import ResolvedModel, ScoringError
+from tasks.scoring.records import DEFAULT_BATCH_SIZE, ResolvedModel, ScoringError
 from tasks.text import Vocabulary
 
 if TYPE_CHECKING:
     import keras
 
 __all__ = [
+    "PREDICT_BLOCK_ROWS",
     "ScoringModel",
+    "compiled_predictor",
     "keras_predictor",
     "load_scoring_model",
     "parse_model_ref",
@@ -29,6 +32,10 @@ __all__ = [
 
 # Model versions kept loaded per process (a long-lived worker sees few versions at a time).
 LOADED_MODELS_KEPT = 2
+# Rows per compiled predict call (a full read batch); shorter blocks are padded to a power of
+# two, at least SMALLEST_BLOCK_ROWS.
+PREDICT_BLOCK_ROWS = DEFAULT_BATCH_SIZE
+SMALLEST_BLOCK_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -39,18 +46,6 @@ class ScoringModel:
     version: int
     vocabulary: Vocabulary
     predict: Callable[[np.ndarray], np.ndarray]
-    id_table: Mapping[str, int] = field(repr=False)
-
-    @classmethod
-    def create(
-        cls,
-        name: str,
-        version: int,
-        vocabulary: Vocabulary,
-        predict: Callable[[np.ndarray], np.ndarray],
-    ) -> ScoringModel:
-        """Build one, computing the word -> id table once rather than per batch."""
-        return cls(name, version, vocabulary, predict, vocabulary.id_table())
 
 
 def keras_predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
@@ -60,6 +55,64 @@ def keras_predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
 
     def predict(token_ids: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict_on_batch(token_ids), dtype=np.float32).reshape(-1)
+
+    return predict
+
+
+def _block_rows(rows: int) -> int:
+    """The compiled shape a block of `rows` is padded to."""
+    if rows >= PREDICT_BLOCK_ROWS:
+        return PREDICT_BLOCK_ROWS
+    return max(SMALLEST_BLOCK_ROWS, 1 << (rows - 1).bit_length())
+
+
+def compiled_predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
+    """Scores for a padded id matrix through the model compiled by XLA for fixed shapes: rows go
+    in blocks of PREDICT_BLOCK_ROWS, and a shorter block is padded with PAD rows up to a power of
+    two, so a run compiles one shape for its full blocks and few for its tails, each once per
+    process. Where XLA cannot compile the model, it says so once and predicts without it."""
+    import tensorflow as tf
+
+    from tasks.scoring.folding import folded_forward
+
+    forward = folded_forward(model) or (lambda token_ids: model(token_ids, training=False))
+    function = tf.function(forward, jit_compile=True)
+    concrete: dict[tuple[int, int], Callable[[Any], Any]] = {}
+    concrete_lock = threading.Lock()
+    fallback: list[Callable[[np.ndarray], np.ndarray]] = []
+
+    def block_function(rows: int, columns: int) -> Callable[[Any], Any]:
+        with concrete_lock:
+            if (rows, columns) not in concrete:
+                spec = tf.TensorSpec((rows, columns), tf.int32)
+                concrete[rows, columns] = function.get_concrete_function(spec)
+            return concrete[rows, columns]
+
+    def predict_block(block: np.ndarray) -> np.ndarray:
+        rows, columns = block.shape
+        padded_rows = _block_rows(rows)
+        if padded_rows > rows:
+            block = np.concatenate([block, np.zeros((padded_rows - rows, columns), np.int32)])
+        scores = block_function(padded_rows, columns)(tf.constant(block, dtype=tf.int32))
+        return np.asarray(scores, dtype=np.float32).reshape(-1)[:rows]
+
+    def predict(token_ids: np.ndarray) -> np.ndarray:
+        if fallback:
+            return fallback[0](token_ids)
+        scores = np.empty(len(token_ids), dtype=np.float32)
+        try:
+            for start in range(0, len(token_ids), PREDICT_BLOCK_ROWS):
+                block = token_ids[start : start + PREDICT_BLOCK_ROWS]
+                scores[start : start + len(block)] = predict_block(block)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+            logging.getLogger(__name__).warning(
+                "%s cannot be compiled by XLA (%s); predicting without it",
+                model.name,
+                str(error).splitlines()[0],
+            )
+            fallback.append(keras_predictor(model))
+            return fallback[0](token_ids)
+        return scores
 
     return predict
 
@@ -83,11 +136,11 @@ def load_scoring_model(model: ResolvedModel) -> ScoringModel:
             return _loaded_models[key]
         _register_project_layers()
         loaded = ModelStore(Path(model.store_root)).load(model.name, model.version)
-        scoring_model = ScoringModel.create(
+        scoring_model = ScoringModel(
             name=model.name,
             version=int(loaded.version),
             vocabulary=Vocabulary.from_dict(loaded.vocabulary),
-            predict=keras_predictor(loaded.model),
+            predict=compiled_predictor(loaded.model),
         )
         _loaded_models[key] = scoring_model
         while len(_loaded_models) > LOADED_MODELS_KEPT:
