@@ -48,6 +48,8 @@ MODEL_NAME = "bench-lstm"
 DEFAULT_BATCH_SIZE = 4096  # tasks.scoring.DEFAULT_BATCH_SIZE, without importing it here
 # Issue 10's targets.
 TARGET_RAW_RATIO, TARGET_NAIVE_RATIO, TARGET_DIFFERENCE, TARGET_RSS_RATIO = 1.5, 5.0, 1e-5, 1.3
+# Issue 14's: the best recipe's flow against the tutorial LSTM's.
+TARGET_RECIPE_RATIO = 5.0
 
 
 # ----------------------------------------------------------------------------- preparation
@@ -84,27 +86,52 @@ def write_input(data_dir: Path, rows: int, path: Path, row_group_rows: int = 10_
     return path
 
 
-def register_tutorial_model(store_root: Path, data_dir: Path) -> tuple[str, str]:
-    """Embedding(10000, 32) -> LSTM(32) -> Dense(1, sigmoid) on 250 ids, untrained."""
+# Issue 14: the best recipe (the README's command) against the tutorial LSTM, both through the
+# flow: (data settings, recipe fields changed from the tutorial's).
+FLOW_RECIPES: dict[str, tuple[dict[str, int], dict[str, Any]]] = {
+    "tutorial-lstm": ({"num_words": 10_000, "maxlen": 250}, {}),
+    "ngrams-nb-50k-1000-1m": (
+        {"num_words": 50_000, "maxlen": 1000},
+        {
+            "architecture": "ngrams",
+            "units": 16,
+            "dropout_rate": 0.5,
+            "hash_buckets": 1_048_576,
+            "ngram_weighting": "nb",
+        },
+    ),
+}
+
+
+def register_recipe_model(
+    store_root: Path,
+    data_dir: Path,
+    name: str = MODEL_NAME,
+    sizes: dict[str, int] | None = None,
+    changes: dict[str, Any] | None = None,
+) -> tuple[str, str]:
+    """A recipe, untrained (throughput does not depend on the weights), as `name`'s champion
+    with the Keras word index; by default the tutorial's Embedding(10000, 32) -> LSTM(32) ->
+    Dense(1, sigmoid) on 250 ids."""
     from model_store import ModelStore
     from tasks.text import Vocabulary
     from tasks.training import TrainingConfig, build_model
 
-    vocabulary = Vocabulary.from_word_index_file(
-        data_dir / "imdb_word_index.json", num_words=10_000, maxlen=250
-    )
-    model = build_model(TrainingConfig(), num_words=10_000, maxlen=250)  # the tutorial LSTM
+    sizes = sizes or {"num_words": 10_000, "maxlen": 250}
+    config = TrainingConfig(**(changes or {}))
+    vocabulary = Vocabulary.from_word_index_file(data_dir / "imdb_word_index.json", **sizes)
+    model = build_model(config, **sizes)
     store = ModelStore(store_root)
     version = store.register(
-        MODEL_NAME,
+        name,
         model,
         vocabulary.to_dict(),
-        params={"architecture": "lstm", "note": "untrained, for throughput only"},
+        params={"architecture": config.architecture, "note": "untrained, for throughput only"},
         metrics={},
         data_fingerprint="bench",
     )
-    store.set_alias(MODEL_NAME, "champion", version.version)
-    return MODEL_NAME, "champion"
+    store.set_alias(name, "champion", version.version)
+    return name, "champion"
 
 
 # ------------------------------------------------------------------------ measured children
@@ -341,13 +368,14 @@ def child_overlap(args: argparse.Namespace) -> dict[str, Any]:
         ResolvedModel,
         ScoringJob,
         ScoringModel,
-        compiled_predictor,
         score_file,
+        scoring_steps,
     )
     from tasks.text import encode_texts, pad_sequences
 
     model, vocabulary = _load(args)
-    scoring_model = ScoringModel(args.model_name, 1, vocabulary, compiled_predictor(model))
+    prepare, predict_prepared = scoring_steps(model)
+    scoring_model = ScoringModel(args.model_name, 1, vocabulary, predict_prepared, prepare)
     table = pq.read_table(args.input).slice(0, args.rows)
     path = Path(args.output) / "overlap.parquet"
     pq.write_table(table, path, row_group_size=10_000)
@@ -460,8 +488,8 @@ def child_recipes(args: argparse.Namespace) -> dict[str, Any]:
         ResolvedModel,
         ScoringJob,
         ScoringModel,
-        compiled_predictor,
         score_file,
+        scoring_steps,
     )
     from tasks.scoring.folding import folded_forward
     from tasks.text import Vocabulary, encode_texts, pad_sequences
@@ -478,7 +506,8 @@ def child_recipes(args: argparse.Namespace) -> dict[str, Any]:
     results = {}
     for architecture in ARCHITECTURES:
         model = build_model(TrainingConfig(architecture=architecture), 10_000, 250)
-        scoring_model = ScoringModel(architecture, 1, vocabulary, compiled_predictor(model))
+        prepare, predict_prepared = scoring_steps(model)
+        scoring_model = ScoringModel(architecture, 1, vocabulary, predict_prepared, prepare)
         model.predict(token_ids[:2048], batch_size=1024, verbose=0)
         scoring_model.predict(token_ids[: args.batch_size])
         started = time.perf_counter()
@@ -569,6 +598,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--recipe-rows", type=int, default=20_000, help="rows per architecture")
     parser.add_argument("--flow-runs", type=int, default=2, help="runs per size; the best counts")
+    parser.add_argument(
+        "--recipe-flow-rows",
+        type=int,
+        default=200_000,
+        help="rows for each recipe of FLOW_RECIPES through the flow (0: skip)",
+    )
     parser.add_argument("--max-concurrent-files", type=int, default=1)
     parser.add_argument("--model-store", default=None, help="store root; default: a temp store")
     parser.add_argument("--model-name", default=None)
@@ -654,6 +689,22 @@ def print_summary(results: dict[str, Any], sizes: list[int]) -> None:
         )
 
 
+def print_recipe_flows(results: dict[str, Any]) -> None:
+    flows = results.get("recipe_flows")
+    if not flows:
+        return
+    lstm = flows["tutorial-lstm"]["rows_per_second"]
+    print("  recipes through the flow (untrained, same input), against the tutorial LSTM")
+    for name, flow in flows.items():
+        ratio = flow["rows_per_second"] / lstm
+        target = "" if name == "tutorial-lstm" else f" (target >= {TARGET_RECIPE_RATIO}x: "
+        target += "" if name == "tutorial-lstm" else f"{_check(ratio, TARGET_RECIPE_RATIO)})"
+        print(
+            f"    {name:24} {flow['rows_per_second']:9,.0f} rows/s = {ratio:.2f}x{target}; "
+            f"peak RSS {flow['peak_rss_mib']:.0f} MiB"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
@@ -677,7 +728,7 @@ def main(argv: list[str] | None = None) -> int:
         args.api_url = stack.enter_context(prefect_api(args.api_url))
         if args.model_store is None:
             args.model_store = str(scratch / "models")
-            args.model_name, args.ref = register_tutorial_model(Path(args.model_store), data_dir)
+            args.model_name, args.ref = register_recipe_model(Path(args.model_store), data_dir)
         elif args.model_name is None:
             from flows.settings import get_settings
 
@@ -737,7 +788,28 @@ def main(argv: list[str] | None = None) -> int:
                 {"rows_per_second": flow["raw_rows_per_second_after"]} for flow in runs
             ]
         results["raw"].append(measure("raw", "raw predict again", input=sample, rows=args.raw_rows))
+        if args.recipe_flow_rows:
+            path = write_input(
+                data_dir,
+                args.recipe_flow_rows,
+                work_dir / "inputs" / f"rows{args.recipe_flow_rows}" / "reviews.parquet",
+            )
+            recipe_store = scratch / "recipe-models"
+            results["recipe_flows"] = {}
+            for name, (recipe_sizes, changes) in FLOW_RECIPES.items():
+                register_recipe_model(recipe_store, data_dir, name, recipe_sizes, changes)
+                results["recipe_flows"][name] = measure(
+                    "flow",
+                    f"flow {args.recipe_flow_rows} rows, recipe {name}",
+                    input=path,
+                    output=scratch / f"recipe-out-{name}",
+                    rows=args.recipe_flow_rows,
+                    model_store=recipe_store,
+                    model_name=name,
+                    ref="champion",
+                )
     print_summary(results, sizes)
+    print_recipe_flows(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -6,13 +6,14 @@ one of these layers (scoring, the store's safe-mode check) imports it first.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["WEIGHTINGS", "NgramBag"]
+__all__ = ["WEIGHTINGS", "NgramBag", "SparseBag"]
 
 WEIGHTINGS = ("binary", "count", "nb")
 # Added to every feature's count in each class, so unseen features get a ratio of 0.
@@ -20,6 +21,19 @@ NB_SMOOTHING = 1.0
 # An odd multiplier spreads consecutive ids over the buckets (a bijection modulo any power of 2).
 _HASH_MULTIPLIER = 1_000_003
 _HASH_MODULUS = 2**31 - 1
+# Rows whose features numpy sorts together (rows of about the same length).
+_SORTED_ROWS = 256
+
+
+@dataclass(frozen=True)
+class SparseBag:
+    """A batch's bags of features, flat: `features[k]` is in row `rows[k]` with `weights[k]`,
+    each row's distinct features together and in order."""
+
+    num_rows: int
+    rows: np.ndarray  # int32
+    features: np.ndarray  # int32
+    weights: np.ndarray  # float32
 
 
 @keras.saving.register_keras_serializable(package="review_scoring")
@@ -95,6 +109,71 @@ class NgramBag(keras.layers.Layer):
         )
         return features, ops.logical_and(first, ops.not_equal(features, 0))
 
+    def sparse_features(self, token_ids: np.ndarray) -> SparseBag:
+        """The features `call` counts, computed in numpy: each row's distinct features, with
+        the weight each one's vector gets (binary: 1, count: its count, nb: its naive-Bayes
+        ratio). Scoring prepares its batches this way: numpy's sort is many times faster than
+        the graph's, and rows of about the same length are sorted together over the columns
+        they use, not over all of maxlen."""
+        ids = np.asarray(token_ids)
+        used = ids != 0
+        # The columns each row uses: from its first id to its last (padding either side).
+        first = np.where(used.any(axis=1), used.argmax(axis=1), ids.shape[1])
+        last = ids.shape[1] - used[:, ::-1].argmax(axis=1)
+        order = np.argsort(last - first, kind="stable")
+        parts = []
+        for start in range(0, len(order), _SORTED_ROWS):
+            block = order[start : start + _SORTED_ROWS]
+            low, high = first[block].min(), last[block].max()
+            if low < high:
+                parts.append((block, *self._block_features(ids[block, low:high])))
+        if not parts:
+            empty = np.zeros(0, dtype=np.int32)
+            return SparseBag(len(ids), empty, empty, np.zeros(0, dtype=np.float32))
+        rows = np.concatenate([block[local] for block, local, _, _ in parts])
+        features = np.concatenate([features for _, _, features, _ in parts])
+        if self.weighting == "count":
+            weights = np.concatenate([counts for _, _, _, counts in parts]).astype(np.float32)
+        elif self.weighting == "nb":
+            weights = ops.convert_to_numpy(self.feature_scale)[features]
+        else:
+            weights = np.ones(features.size, dtype=np.float32)
+        return SparseBag(len(ids), rows.astype(np.int32), features, weights)
+
+    def _block_features(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(row, feature, count) of each distinct feature of each row of a block of ids; the
+        counts only where the weighting needs them."""
+        rows, length = ids.shape
+        present = ids != 0
+        columns = [ids.astype(np.int32)]
+        flat = ids.reshape(-1)
+        for size in range(2, self.order + 1):
+            present = present[:, :-1] & (ids[:, size - 1 :] != 0)
+            width = length - size + 1
+            # Hashed where present only, from positions in `flat`.
+            starts = np.flatnonzero(present)
+            at = starts + starts // max(width, 1) * (size - 1)
+            key = flat[at].astype(np.int64)
+            for offset in range(1, size):
+                key = (key * _HASH_MULTIPLIER + flat[at + offset]) % _HASH_MODULUS
+            column = np.zeros(rows * width, dtype=np.int32)
+            column[starts] = key % self.hash_buckets + self.num_words
+            columns.append(column.reshape(rows, width))
+        features = np.concatenate(columns, axis=1)
+        features.sort(axis=1)
+        # Where each run of equal features starts; padding (0) sorts first and starts none.
+        run_starts = np.empty(features.shape, dtype=bool)
+        np.not_equal(features[:, 0], 0, out=run_starts[:, 0])
+        np.not_equal(features[:, 1:], features[:, :-1], out=run_starts[:, 1:])
+        per_row = np.count_nonzero(run_starts, axis=1)
+        starts = np.flatnonzero(run_starts)
+        row_of = np.repeat(np.arange(rows), per_row)
+        if self.weighting != "count":
+            return row_of, features.reshape(-1)[starts], None
+        # A run ends where the next one starts, or at its row's end.
+        ends = np.minimum(np.append(starts[1:], features.size), (row_of + 1) * features.shape[1])
+        return row_of, features.reshape(-1)[starts], ends - starts
+
     def call(self, token_ids: Any) -> Any:
         features, counted = self.features(token_ids)
         vectors = ops.take(self.kernel, features, axis=0)
@@ -116,12 +195,11 @@ class NgramBag(keras.layers.Layer):
         positive = np.full(size, NB_SMOOTHING)
         negative = np.full(size, NB_SMOOTHING)
         for start in range(0, len(token_ids), batch_rows):
-            features, counted = self.features(token_ids[start : start + batch_rows])
-            features = ops.convert_to_numpy(features)
-            counted = ops.convert_to_numpy(counted)
+            bag = self.sparse_features(token_ids[start : start + batch_rows])
             rows = np.asarray(labels[start : start + batch_rows]).reshape(-1) >= 0.5
-            positive += np.bincount(features[rows][counted[rows]], minlength=size)
-            negative += np.bincount(features[~rows][counted[~rows]], minlength=size)
+            in_positive = rows[bag.rows]
+            positive += np.bincount(bag.features[in_positive], minlength=size)
+            negative += np.bincount(bag.features[~in_positive], minlength=size)
         ratio = np.log(positive / positive.sum()) - np.log(negative / negative.sum())
         self.feature_scale.assign(ratio.astype("float32"))
 

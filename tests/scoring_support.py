@@ -38,7 +38,10 @@ class RecordingPredictor:
 
 def fake_model(predictor: RecordingPredictor | None = None) -> ScoringModel:
     return ScoringModel(
-        name="fake", version=3, vocabulary=VOCABULARY, predict=predictor or RecordingPredictor()
+        name="fake",
+        version=3,
+        vocabulary=VOCABULARY,
+        predict_prepared=predictor or RecordingPredictor(),
     )
 
 

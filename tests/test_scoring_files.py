@@ -108,7 +108,7 @@ def test_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
         allocated.append(pa.default_memory_pool().bytes_allocated())
         return np.full(token_ids.shape[0], 0.7, dtype=np.float32)
 
-    model = ScoringModel(name="fake", version=3, vocabulary=VOCABULARY, predict=predict)
+    model = ScoringModel(name="fake", version=3, vocabulary=VOCABULARY, predict_prepared=predict)
     before = pa.default_memory_pool().bytes_allocated()
     score_file(job_for(source, tmp_path / "out", batch_size=batch), model)
     assert len(allocated) == rows // batch

@@ -102,3 +102,35 @@ def test_the_embedding_is_folded_into_plain_lstms_only(
         ids = token_ids(33, seed=5)
         expected = model.predict(ids, verbose=0).reshape(-1)
         np.testing.assert_allclose(np.asarray(forward(ids)).reshape(-1), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("order", "weighting"),
+    [(1, "binary"), (2, "binary"), (2, "count"), (2, "nb"), (3, "binary"), (3, "count")],
+)
+def test_the_ngram_bag_scores_from_numpy_features_as_keras_predict(
+    order: int, weighting: str
+) -> None:
+    from tasks.layers import NgramBag
+    from tasks.scoring.model import scoring_steps
+
+    config = TrainingConfig(
+        architecture="ngrams",
+        units=8,
+        hash_buckets=64,
+        ngram_order=order,
+        ngram_weighting=weighting,
+        seed=3,
+    )
+    model = build_model(config, num_words=NUM_WORDS, maxlen=MAXLEN)
+    ids = token_ids(70, seed=2)  # padding in front and zeros inside rows, words repeated
+    if weighting == "nb":
+        labels = np.random.default_rng(4).integers(0, 2, size=len(ids)).astype(np.float32)
+        model.layers[0].fit_to_training_data(ids, labels)
+    expected = model.predict(ids, verbose=0).reshape(-1)
+    prepare, predict_prepared = scoring_steps(model)
+    assert isinstance(model.layers[0], NgramBag) and prepare == model.layers[0].sparse_features
+    scores = predict_prepared(prepare(ids))
+    assert scores.dtype == np.float32 and scores.shape == (70,)
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
+    assert predict_prepared(prepare(ids[:0])).shape == (0,)

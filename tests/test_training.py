@@ -165,6 +165,29 @@ def test_ngram_bag_counts_unigrams_and_hashed_bigrams_but_not_padding() -> None:
     assert counts[0].tolist() == [0, 1, 0, 0, 0, 3, 0, 0, 0, 0]
 
 
+@pytest.mark.parametrize(("order", "weighting"), [(2, "binary"), (3, "count")])
+def test_the_numpy_features_are_the_ones_the_graph_counts(order: int, weighting: str) -> None:
+    from tasks.layers import NgramBag
+
+    ids = np.random.default_rng(7).integers(0, 9, size=(40, 15)).astype(np.int32)
+    ids[:10, :6] = 0
+    layer = NgramBag(9, units=2, order=order, hash_buckets=31, weighting=weighting)
+    features, counted = (np.asarray(part) for part in layer.features(ids))
+    bag = layer.sparse_features(ids)
+    assert bag.num_rows == 40
+    for row in range(40):
+        graph = sorted(features[row][counted[row]].tolist())
+        kept = bag.rows == row
+        # Each distinct feature once, with its count as weight (1 when binary).
+        numpy = sorted(
+            feature
+            for feature, weight in zip(bag.features[kept], bag.weights[kept], strict=True)
+            for _ in range(int(weight))
+        )
+        assert numpy == graph, f"row {row}"
+        assert list(bag.features[kept]) == sorted(set(graph))
+
+
 def test_nb_weighting_scales_each_feature_by_its_log_count_ratio() -> None:
     from tasks.layers import NgramBag
 

@@ -32,6 +32,7 @@ from tasks.scoring.model import (
     keras_predictor,
     load_scoring_model,
     resolve_model,
+    scoring_steps,
 )
 from tasks.scoring.records import (
     DEFAULT_BATCH_SIZE,
@@ -80,5 +81,6 @@ __all__ = [
     "plan_jobs",
     "resolve_model",
     "score_file",
+    "scoring_steps",
     "summarize_run",
 ]

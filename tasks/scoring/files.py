@@ -108,7 +108,8 @@ class _PreparedBatch:
     first_row: int
     statuses: pa.Array
     ok_mask: np.ndarray
-    token_ids: np.ndarray
+    rows_to_score: int
+    model_inputs: Any  # what the model's prepare step made of the padded ids
 
 
 def _read_batches(
@@ -137,7 +138,10 @@ def _preparer(
         """Classify and tokenize one record batch."""
         batch, first_row = read
         statuses, ok_mask, texts = classify_texts(batch.column(job.text_column))
-        return _PreparedBatch(batch, first_row, statuses, ok_mask, encode_for_model(texts, model))
+        token_ids = encode_for_model(texts, model)
+        return _PreparedBatch(
+            batch, first_row, statuses, ok_mask, len(token_ids), model.prepare(token_ids)
+        )
 
     return prepare
 
@@ -207,12 +211,12 @@ def _write_batches(
         size = prepared.batch.num_rows
         scores = np.zeros(size, dtype=np.float32)
         predicted = np.zeros(0, dtype=np.float32)
-        if prepared.token_ids.shape[0]:
-            predicted = model.predict(prepared.token_ids)
-            if predicted.shape[0] != prepared.token_ids.shape[0]:
+        if prepared.rows_to_score:
+            predicted = model.predict_prepared(prepared.model_inputs)
+            if predicted.shape[0] != prepared.rows_to_score:
                 raise ValueError(
                     f"model returned {predicted.shape[0]} scores for "
-                    f"{prepared.token_ids.shape[0]} rows of {job.input_path}"
+                    f"{prepared.rows_to_score} rows of {job.input_path}"
                 )
             scores[prepared.ok_mask] = predicted
         not_scored = ~prepared.ok_mask

@@ -28,6 +28,8 @@ __all__ = [
     "load_scoring_model",
     "parse_model_ref",
     "resolve_model",
+    "scoring_steps",
+    "sparse_bag_predictor",
 ]
 
 # Model versions kept loaded per process (a long-lived worker sees few versions at a time).
@@ -38,14 +40,25 @@ PREDICT_BLOCK_ROWS = DEFAULT_BATCH_SIZE
 SMALLEST_BLOCK_ROWS = 64
 
 
+def _as_is(token_ids: np.ndarray) -> np.ndarray:
+    return token_ids
+
+
 @dataclass(frozen=True)
 class ScoringModel:
-    """What scoring needs from a loaded version: its tokenizer and a batch predict function."""
+    """What scoring needs from a loaded version: its tokenizer, and scores for a batch of padded
+    ids in two steps: `prepare` (the model's own input work, run in the preparing threads) and
+    `predict_prepared`."""
 
     name: str
     version: int
     vocabulary: Vocabulary
-    predict: Callable[[np.ndarray], np.ndarray]
+    predict_prepared: Callable[[Any], np.ndarray]
+    prepare: Callable[[np.ndarray], Any] = _as_is
+
+    def predict(self, token_ids: np.ndarray) -> np.ndarray:
+        """Scores for a padded id matrix."""
+        return self.predict_prepared(self.prepare(token_ids))
 
 
 def keras_predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
@@ -117,6 +130,53 @@ def compiled_predictor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]
     return predict
 
 
+def sparse_bag_predictor(
+    model: keras.Model,
+) -> tuple[Callable[[np.ndarray], Any], Callable[[Any], np.ndarray]] | None:
+    """For a model that starts with the n-gram bag: its features found in numpy (the
+    preparing step; numpy sorts many times faster than the graph does), then its vectors
+    gathered and summed per row and the rest of the model run by TensorFlow. None for other
+    models."""
+    import tensorflow as tf
+
+    from tasks.layers import NgramBag, SparseBag
+
+    if not model.layers or not isinstance(model.layers[0], NgramBag):
+        return None
+    bag, rest = model.layers[0], model.layers[1:]
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], tf.float32),
+            tf.TensorSpec([], tf.int32),
+        ]
+    )
+    def forward(rows: Any, features: Any, weights: Any, num_rows: Any) -> Any:
+        vectors = tf.gather(bag.kernel.value, features) * weights[:, None]
+        hidden = tf.math.unsorted_segment_sum(vectors, rows, num_rows) + bag.bias.value
+        for layer in rest:
+            hidden = layer(hidden, training=False)
+        return hidden
+
+    def predict(sparse: SparseBag) -> np.ndarray:
+        if not sparse.num_rows:
+            return np.zeros(0, dtype=np.float32)
+        scores = forward(sparse.rows, sparse.features, sparse.weights, np.int32(sparse.num_rows))
+        return np.asarray(scores, dtype=np.float32).reshape(-1)
+
+    return bag.sparse_features, predict
+
+
+def scoring_steps(
+    model: keras.Model,
+) -> tuple[Callable[[np.ndarray], Any], Callable[[Any], np.ndarray]]:
+    """(prepare, predict_prepared) for a loaded model: the n-gram bag's split path where it
+    applies, else the ids as they are and the compiled predict."""
+    return sparse_bag_predictor(model) or (_as_is, compiled_predictor(model))
+
+
 _loaded_models: OrderedDict[tuple[str, str, int], ScoringModel] = OrderedDict()
 _loaded_models_lock = threading.Lock()
 
@@ -136,11 +196,13 @@ def load_scoring_model(model: ResolvedModel) -> ScoringModel:
             return _loaded_models[key]
         _register_project_layers()
         loaded = ModelStore(Path(model.store_root)).load(model.name, model.version)
+        prepare, predict_prepared = scoring_steps(loaded.model)
         scoring_model = ScoringModel(
             name=model.name,
             version=int(loaded.version),
             vocabulary=Vocabulary.from_dict(loaded.vocabulary),
-            predict=compiled_predictor(loaded.model),
+            predict_prepared=predict_prepared,
+            prepare=prepare,
         )
         _loaded_models[key] = scoring_model
         while len(_loaded_models) > LOADED_MODELS_KEPT:
