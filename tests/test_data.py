@@ -133,3 +133,19 @@ def test_missing_path_and_not_parquet_are_named(tmp_path: Path) -> None:
         load_labeled_data("parquet", str(bogus))
     with pytest.raises(ValueError, match="data_path"):
         load_labeled_data("npz", None)
+
+
+def test_prefect_visits_a_handful_of_items_of_what_training_passes_between_tasks(
+    tmp_path: Path,
+) -> None:
+    # Prefect walks every item of a task's parameters: token ids as Python lists (12 million
+    # ints for IMDB) cost it half a minute a walk, so what load and pad return must stay opaque.
+    from prefect.utilities.collections import visit_collection
+
+    labeled = load_parquet_reviews(
+        write_labeled_dataset(tmp_path, train_rows=400, test_rows=100), num_words=60, maxlen=24
+    )
+    for value in (labeled, pad_data(labeled)):
+        visited: list[object] = []
+        visit_collection(value, visit_fn=visited.append, return_data=False)
+        assert len(visited) < 20, f"{type(value).__name__}: {len(visited)} items visited"
