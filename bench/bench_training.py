@@ -52,6 +52,12 @@ RUNS: list[tuple[str, str, dict[str, int], TrainingConfig]] = [
         _with(TUTORIAL, architecture="gru"),
     ),
     (
+        "bilstm",
+        "variants",
+        {"num_words": 10_000, "maxlen": 250},
+        _with(TUTORIAL, architecture="bilstm"),
+    ),
+    (
         "cnn",
         "cnn",
         {"num_words": 20_000, "maxlen": 500},
