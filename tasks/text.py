@@ -120,24 +120,18 @@ def _lowered(texts: pa.StringArray) -> pa.StringArray:
 
 def _chunk_words(texts: pa.StringArray) -> tuple[pa.StringArray, np.ndarray]:
     """Every word of every row in order, and where each row's words begin (rows + 1 offsets)."""
-    lowered = _lowered(texts)
-    offsets = np.frombuffer(lowered.buffers()[1], dtype=np.int32)[
-        lowered.offset : lowered.offset + len(lowered) + 1
+    # A space after every row: no word runs from one row into the next.
+    spaced = pc.binary_join_element_wise(_lowered(texts), "", " ")
+    offsets = np.frombuffer(spaced.buffers()[1], dtype=np.int32)[
+        spaced.offset : spaced.offset + len(spaced) + 1
     ].astype(np.int64)
-    text_bytes = bytes(memoryview(lowered.buffers()[2])[offsets[0] : offsets[-1]])
+    text_bytes = bytes(memoryview(spaced.buffers()[2])[offsets[0] : offsets[-1]])
     offsets -= offsets[0]
     in_word = np.frombuffer(text_bytes.translate(_WORD_BYTE), dtype=np.int8)
-    edges = np.diff(in_word, prepend=np.int8(0), append=np.int8(0))
+    edges = np.diff(in_word, prepend=np.int8(0))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    # A word running from one row into the next is two words: cut it at the row boundary.
-    inner = np.unique(offsets[1:-1])  # empty rows repeat an offset
-    inner = inner[(inner > 0) & (inner < in_word.size)]
-    cuts = inner[(in_word[inner] == 1) & (in_word[inner - 1] == 1)]
-    if cuts.size:
-        starts = np.insert(starts, np.searchsorted(starts, cuts), cuts)
-        ends = np.insert(ends, np.searchsorted(ends, cuts), cuts)
     word_offsets = np.zeros(starts.size + 1, dtype=np.int32)
-    np.cumsum(ends - starts, out=word_offsets[1:])
+    np.cumsum((ends - starts).astype(np.int32), out=word_offsets[1:])
     # The words' bytes are the text's bytes without its separators, in order.
     word_bytes = text_bytes.translate(None, _SEPARATORS)
     words = pa.Array.from_buffers(
