@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from tasks.data import LabeledData, load_parquet_reviews, pad_data
@@ -170,3 +171,15 @@ def test_ngram_model_registers_and_loads_in_safe_mode(
     )
     assert params["epochs_run"] == len(trained.history["loss"])
     assert store.verify("imdb-sentiment", registered.version) is None
+    # Scoring loads the version and takes the n-gram bag's numpy path: the same scores.
+    from tasks.scoring import encode_for_model, load_scoring_model, resolve_model
+
+    scoring_model = load_scoring_model(
+        resolve_model(str(tmp_path), "imdb-sentiment", str(registered.version))
+    )
+    np.testing.assert_allclose(
+        scoring_model.predict(encode_for_model(pa.array(texts), scoring_model)),
+        scorer(trained.model, labeled.vocabulary)(texts),
+        rtol=1e-6,
+        atol=1e-7,
+    )
