@@ -697,8 +697,11 @@ def print_recipe_flows(results: dict[str, Any]) -> None:
     print("  recipes through the flow (untrained, same input), against the tutorial LSTM")
     for name, flow in flows.items():
         ratio = flow["rows_per_second"] / lstm
-        target = "" if name == "tutorial-lstm" else f" (target >= {TARGET_RECIPE_RATIO}x: "
-        target += "" if name == "tutorial-lstm" else f"{_check(ratio, TARGET_RECIPE_RATIO)})"
+        target = (
+            ""
+            if name == "tutorial-lstm"
+            else f" (target >= {TARGET_RECIPE_RATIO}x: {_check(ratio, TARGET_RECIPE_RATIO)})"
+        )
         print(
             f"    {name:24} {flow['rows_per_second']:9,.0f} rows/s = {ratio:.2f}x{target}; "
             f"peak RSS {flow['peak_rss_mib']:.0f} MiB"
