@@ -14,7 +14,6 @@ import logging
 import sys
 import typing
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -164,7 +163,7 @@ def _run(args: argparse.Namespace) -> int:
 
         if args.models_command == "verify":
             import tasks.layers  # noqa: F401 (safe-mode loading rebuilds the project's own layers)
-        return run_models_command(args, Path(get_settings().model_store_root))
+        return run_models_command(args, get_settings().model_store_root)
     run_flow, params_class = _flow_of(args.command)
     try:
         params = _params_from(args, params_class)

@@ -241,8 +241,8 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
         input_dir=params.input_path,
         output_dir=params.output_root,
     )
-    store_root, model_name = str(settings.model_store_root), settings.model_name
-    input_path, output_root = str(settings.input_dir), str(settings.output_dir)
+    store_root, model_name = settings.model_store_root, settings.model_name
+    input_path, output_root = settings.input_dir, settings.output_dir
     run_date = scheduled_date(params.timezone) if params.partition else None
     try:
         model = resolve_model_task(store_root, model_name, params.model_ref)

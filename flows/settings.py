@@ -1,8 +1,10 @@
-"""The one settings object: paths and names, read from REVIEW_SCORING_* environment variables."""
+"""The one settings object: paths and names, read from REVIEW_SCORING_* environment variables.
+
+Each path is a local path or an object storage URI (`s3://bucket/prefix`; model_store/storage.py),
+so they are kept as text: a pathlib.Path would fold `s3://` into `s3:/`.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,12 +17,18 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="REVIEW_SCORING_", extra="ignore")
 
-    model_store_root: Path = Field(default=Path("models"), description="Root of the model store")
-    input_dir: Path = Field(default=Path("data/reviews"), description="Review Parquet to score")
-    output_dir: Path = Field(default=Path("data/predictions"), description="Where predictions go")
+    model_store_root: str = Field(
+        default="models", min_length=1, description="Root of the model store (path or URI)"
+    )
+    input_dir: str = Field(
+        default="data/reviews", min_length=1, description="Review Parquet to score (path or URI)"
+    )
+    output_dir: str = Field(
+        default="data/predictions", min_length=1, description="Where predictions go (path or URI)"
+    )
     model_name: str = Field(default="imdb-sentiment", description="Model name in the store")
 
-    def resolve(self, **given: str | Path | None) -> Settings:
+    def resolve(self, **given: str | None) -> Settings:
         """These settings with each given value that is not None in place of the setting of the
         same name: how a flow's optional path and name parameters fall back to the settings.
 

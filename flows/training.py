@@ -109,7 +109,7 @@ def train_flow(params: TrainParams = TrainParams()) -> dict[str, object] | State
     settings = get_settings().resolve(
         model_name=params.model_name, model_store_root=params.model_store_root
     )
-    model_name, store_root = settings.model_name, str(settings.model_store_root)
+    model_name, store_root = settings.model_name, settings.model_store_root
     try:
         # A bad name or an unwritable store fails here, not after the training.
         check_destination_task(store_root, model_name)

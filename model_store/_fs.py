@@ -70,13 +70,18 @@ def _json_default(value: Any) -> Any:
 
 def write_json_atomically(path: Path, data: Any) -> None:
     """Replace `path` with JSON so that readers see the old file or the new one, never half."""
-    text = dump_json(data) + "\n"
+    write_bytes_atomically(path, (dump_json(data) + "\n").encode("utf-8"))
+
+
+def write_bytes_atomically(path: Path, content: bytes) -> None:
+    """Replace `path` with `content` so that readers see the old file or the new one, never
+    half: a temporary file in the same folder, flushed, then renamed over it."""
     descriptor, temporary_name = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
     )
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(content)
             stream.flush()
             os.fchmod(stream.fileno(), 0o644)  # mkstemp makes 0600; others read this file
             os.fsync(stream.fileno())

@@ -17,7 +17,15 @@ from typing import Any
 from model_store._fs import write_json_atomically
 from model_store.errors import IntegrityError
 
-__all__ = ["ALIASES_FILE", "ALIAS_HISTORY_FILE", "AliasState", "read_aliases"]
+__all__ = [
+    "ALIASES_FILE",
+    "ALIAS_HISTORY_FILE",
+    "AliasState",
+    "checked_aliases",
+    "checked_history",
+    "read_alias_history",
+    "read_aliases",
+]
 
 ALIASES_FILE = "aliases.json"
 ALIAS_HISTORY_FILE = ".alias-history.json"
@@ -26,30 +34,35 @@ ALIAS_HISTORY_FILE = ".alias-history.json"
 def read_aliases(model_dir: Path) -> dict[str, int]:
     """The aliases in `model_dir`/aliases.json ({} when there is none); IntegrityError if the
     file is not a JSON object of alias -> version number."""
-    aliases = _read_json(model_dir / ALIASES_FILE)
-    if aliases is None:
-        return {}
-    if not isinstance(aliases, dict) or not all(_is_version(value) for value in aliases.values()):
-        raise IntegrityError(
-            f"{model_dir / ALIASES_FILE} must map alias names to version numbers",
-            files=[ALIASES_FILE],
-        )
-    return aliases
+    path = model_dir / ALIASES_FILE
+    return checked_aliases(_read_json(path), str(path), ALIASES_FILE)
 
 
 def read_alias_history(model_dir: Path) -> dict[str, list[int | None]]:
     """The alias history in `model_dir` ({} when there is none), as stored."""
-    history = _read_json(model_dir / ALIAS_HISTORY_FILE)
+    path = model_dir / ALIAS_HISTORY_FILE
+    return checked_history(_read_json(path), str(path), ALIAS_HISTORY_FILE)
+
+
+def checked_aliases(aliases: Any, where: str, file_name: str) -> dict[str, int]:
+    """`aliases` ({} for None) if it maps alias names to version numbers, else IntegrityError
+    naming `where`."""
+    if aliases is None:
+        return {}
+    if not isinstance(aliases, dict) or not all(_is_version(value) for value in aliases.values()):
+        raise IntegrityError(f"{where} must map alias names to version numbers", files=[file_name])
+    return aliases
+
+
+def checked_history(history: Any, where: str, file_name: str) -> dict[str, list[int | None]]:
+    """`history` ({} for None) if it maps aliases to lists of versions, else IntegrityError."""
     if history is None:
         return {}
     if not isinstance(history, dict) or not all(
         isinstance(versions, list) and all(v is None or _is_version(v) for v in versions)
         for versions in history.values()
     ):
-        raise IntegrityError(
-            f"{model_dir / ALIAS_HISTORY_FILE} must map aliases to lists of versions",
-            files=[ALIAS_HISTORY_FILE],
-        )
+        raise IntegrityError(f"{where} must map aliases to lists of versions", files=[file_name])
     return history
 
 
@@ -64,7 +77,12 @@ class AliasState:
     @classmethod
     def read(cls, model_dir: Path) -> AliasState:
         """Read both files; the history is caught up with aliases.json, which is the truth."""
-        return cls(read_aliases(model_dir), read_alias_history(model_dir))._caught_up()
+        return cls.stored(read_aliases(model_dir), read_alias_history(model_dir))
+
+    @classmethod
+    def stored(cls, aliases: dict[str, int], history: dict[str, list[int | None]]) -> AliasState:
+        """The state as stored, its history caught up with the aliases."""
+        return cls(aliases, history)._caught_up()
 
     def write(self, model_dir: Path) -> None:
         """Replace both files, aliases.json first."""

@@ -96,7 +96,7 @@ def _add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 def run_models_command(
     args: argparse.Namespace,
-    store_root: Path,
+    store_root: str | Path,
     *,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 __all__ = ["LoadedModel", "ModelVersion"]
@@ -19,7 +18,7 @@ class ModelVersion:
 
     name: str
     version: int
-    path: Path
+    path: str  # an absolute local path, or a URI in object storage
     manifest: dict[str, Any]
     aliases: tuple[str, ...] = ()
     problem: str | None = None
@@ -47,4 +46,4 @@ class LoadedModel:
     manifest: dict[str, Any]
     name: str
     version: int
-    path: Path
+    path: str  # an absolute local path, or a URI in object storage

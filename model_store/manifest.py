@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -64,9 +64,10 @@ def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
 
 
 def read_manifest(
-    version_dir: Path, name: str, version: int, *, check_checksum: bool = True
+    read_file: Callable[[str], bytes], name: str, version: int, *, check_checksum: bool = True
 ) -> dict[str, Any]:
-    """The manifest of version `version` of `name` in `version_dir`.
+    """The manifest of version `version` of `name`, whose files `read_file(file name)` reads
+    (FileNotFoundError for a missing one).
 
     Raises IntegrityError when it is missing, edited (sha256 differs from manifest.sha256, when
     `check_checksum`), not JSON, or describes another version; `problems` holds the reason
@@ -78,12 +79,12 @@ def read_manifest(
         return IntegrityError(f"{label}: {problem}", [problem], [file_name])
 
     try:
-        manifest_bytes = (version_dir / MANIFEST_FILE).read_bytes()
+        manifest_bytes = read_file(MANIFEST_FILE)
     except FileNotFoundError:
         raise corrupt(f"missing file {MANIFEST_FILE}") from None
     if check_checksum:
         try:
-            recorded = (version_dir / MANIFEST_CHECKSUM_FILE).read_text(encoding="ascii").split()
+            recorded = read_file(MANIFEST_CHECKSUM_FILE).decode("ascii").split()
         except (FileNotFoundError, UnicodeDecodeError):
             recorded = []
         if not recorded:

@@ -11,9 +11,11 @@ Layout (see docs/design.md, "A model version on disk"):
 
 A version is written in a staging folder and renamed to `versions/<N>`; the rename fails when
 another writer took N first, and the writer retries with the next number. A deleted version
-keeps its folder with a `.deleted` tombstone, so N is never reused. The plumbing lives beside
-this module: names.py, version_folder.py, manifest.py, staging.py, aliases.py, promotion.py,
-keras_model.py.
+keeps its folder with a `.deleted` tombstone, so N is never reused. In object storage, where
+nothing renames or locks, the same rules hold by objects created only if absent
+(object_backend.py; backend.py has the table of each guarantee on each kind). The plumbing
+lives beside this module: names.py, version_folder.py, manifest.py, staging.py, aliases.py,
+promotion.py, keras_model.py, storage.py.
 """
 
 from __future__ import annotations
@@ -21,18 +23,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from model_store._fs import dump_json, exclusive_lock
-from model_store.aliases import (
-    ALIAS_HISTORY_FILE,
-    ALIASES_FILE,
-    AliasState,
-    read_alias_history,
-    read_aliases,
-)
+from model_store._fs import dump_json
+from model_store.aliases import AliasState
+from model_store.backend import backend_for
 from model_store.entities import LoadedModel, ModelVersion
 from model_store.errors import (
     AliasInUseError,
@@ -60,30 +57,24 @@ from model_store.manifest import (
 )
 from model_store.names import (
     LATEST,
-    is_valid_name,
     is_version_reference,
     validate_alias,
     validate_model_name,
 )
 from model_store.promotion import PromotionDecision, PromotionMode, decide_promotion, metric_value
-from model_store.staging import publish_as_next_version, staging_folder
+from model_store.storage import Location
 from model_store.version_folder import (
-    VERSIONS_DIR,
     VOCABULARY_FILE,
-    bury_version,
     checked_extra_files,
-    is_deleted,
-    published_numbers,
     write_version_files,
 )
 
 __all__ = ["LoadedModel", "ModelStore", "ModelVersion"]
 
-MODEL_LOCK_FILE = ".lock"
-
 
 class ModelStore:
-    """Versioned Keras models with their vocabulary and metadata, under one root folder.
+    """Versioned Keras models with their vocabulary and metadata, under one root: a local folder
+    or an object storage prefix (`s3://bucket/models`; model_store/storage.py).
 
     `check_model(path)` is called on each model.keras before it is published and by `verify`;
     it raises InvalidInputError to refuse the file. The default rebuilds the model's
@@ -93,16 +84,22 @@ class ModelStore:
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: str | os.PathLike[str] | Location,
         *,
         check_model: Callable[[Path], None] = check_loads_in_safe_mode,
     ) -> None:
-        # No filesystem access here: folders are created by the first registration.
-        self.root = Path(root)
+        # No storage access here: folders are created by the first registration.
+        self.location = Location.of(root, "model_store_root")
+        self._backend = backend_for(self.location)
         self._check_model = check_model
 
+    @property
+    def root(self) -> str:
+        """The root as records and messages name it: an absolute path or a URI."""
+        return self.location.uri
+
     def __repr__(self) -> str:
-        return f"ModelStore({str(self.root)!r})"
+        return f"ModelStore({self.root!r})"
 
     # ------------------------------------------------------------------ register
 
@@ -136,10 +133,7 @@ class ModelStore:
         extras = checked_extra_files(extra_files or {})
         check_model_argument(model)
 
-        model_dir = self.root / name
-        versions_dir = model_dir / VERSIONS_DIR
-        versions_dir.mkdir(parents=True, exist_ok=True)
-        with staging_folder(model_dir) as staging_path:
+        with self._backend.staging(name) as staging_path:
             write_version_files(staging_path, model, vocabulary_text, extras)
             self._check_model(staging_path / MODEL_FILE)
             manifest: dict[str, Any] = {
@@ -155,12 +149,12 @@ class ModelStore:
                 "keras_backend": keras_backend(),
                 "files": file_records(staging_path),
             }
-            version = publish_as_next_version(
+            version = self._backend.publish(
+                name,
                 staging_path,
-                versions_dir,
                 lambda path, number: self._write_manifest_for(path, manifest, number),
             )
-        return ModelVersion(name, version, versions_dir / str(version), manifest)
+        return ModelVersion(name, version, self._backend.version_uri(name, version), manifest)
 
     def _write_manifest_for(
         self, staging_path: Path, manifest: dict[str, Any], version: int
@@ -173,13 +167,7 @@ class ModelStore:
 
     def list_models(self) -> list[str]:
         """Names of the models that have at least one version, sorted."""
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            entry.name
-            for entry in os.scandir(self.root)
-            if is_valid_name(entry.name) and published_numbers(Path(entry.path) / VERSIONS_DIR)
-        )
+        return self._backend.model_names()
 
     def list_versions(self, name: str) -> list[ModelVersion]:
         """The published versions of `name`, sorted by number, with their aliases.
@@ -204,7 +192,7 @@ class ModelStore:
                 ModelVersion(
                     name,
                     version,
-                    self._version_dir(name, version),
+                    self._backend.version_uri(name, version),
                     manifest,
                     tuple(aliases_by_version.get(version, ())),
                     problem,
@@ -264,33 +252,38 @@ class ModelStore:
     def load(self, name: str, ref: int | str = LATEST) -> LoadedModel:
         """Verify a version, then load its model (Keras safe mode) and vocabulary."""
         version = self.resolve(name, ref)
-        manifest = self._verify_version(name, version)
-        version_dir = self._version_dir(name, version)
-        vocabulary = json.loads((version_dir / VOCABULARY_FILE).read_text(encoding="utf-8"))
+        with self._backend.version_files(name, version) as version_dir:
+            manifest = self._verify_version(name, version, version_dir)
+            vocabulary = json.loads((version_dir / VOCABULARY_FILE).read_text(encoding="utf-8"))
+            model = load_keras_model(version_dir / MODEL_FILE)
         return LoadedModel(
-            model=load_keras_model(version_dir / MODEL_FILE),
+            model=model,
             vocabulary=vocabulary,
             manifest=manifest,
             name=name,
             version=version,
-            path=version_dir,
+            path=self._backend.version_uri(name, version),
         )
 
     # ------------------------------------------------------------------ aliases
 
     def aliases(self, name: str) -> dict[str, int]:
         """The aliases of `name` and the versions they point to, as aliases.json holds them."""
-        return read_aliases(self._existing_model_dir(name))
+        self._existing_model_dir(name)
+        return dict(self._backend.read_aliases(name).aliases)
 
     def set_alias(self, name: str, alias: str, ref: int | str) -> int:
         """Point `alias` at the version `ref` names and return that version; history records
         each move (setting it to the version it already has changes nothing). A version that
         fails verification is refused with IntegrityError."""
-        with self._changing_aliases(name, alias) as state:
-            version = self.resolve(name, ref)  # under the lock: delete cannot race this
+
+        def move(state: AliasState) -> int:
+            version = self.resolve(name, ref)  # in the same step: delete cannot race this
             self._verify_target(name, alias, version)
             state.move(alias, version)
-        return version
+            return version
+
+        return self._change_aliases(name, alias, move)
 
     def promote(
         self,
@@ -304,7 +297,8 @@ class ModelStore:
         """Apply the promotion rule (`decide_promotion`) for version `ref` against the holder of
         `alias`, and move the alias if it says so, all under the model's lock: concurrent
         promotions never compare against a holder that another one is replacing."""
-        with self._changing_aliases(name, alias) as state:
+
+        def decide(state: AliasState) -> PromotionDecision:
             version = self.resolve(name, ref)
             new_value = metric_value(self._read_manifest(name, version), metric)
             holder = state.aliases.get(alias)
@@ -319,16 +313,18 @@ class ModelStore:
             if decision.promote:
                 self._verify_target(name, alias, version)
                 state.move(alias, version)
-        return decision
+            return decision
+
+        return self._change_aliases(name, alias, decide)
 
     def remove_alias(self, name: str, alias: str) -> None:
         """Remove `alias`; its history is kept."""
-        with self._changing_aliases(name, alias, existing=True) as state:
-            state.remove(alias)
+        self._change_aliases(name, alias, lambda state: state.remove(alias), existing=True)
 
     def rollback(self, name: str, alias: str) -> int:
         """Move `alias` back to the version it pointed to before (skipping deleted ones)."""
-        with self._changing_aliases(name, alias, existing=True) as state:
+
+        def roll_back(state: AliasState) -> int:
             history_text = ", ".join(map(str, state.versions_of(alias)))
             version = state.roll_back(alias, self._published_numbers(name))
             if version is None:
@@ -337,12 +333,15 @@ class ModelStore:
                     f"(history: {history_text})"
                 )
             self._verify_target(name, alias, version)
-        return version
+            return version
+
+        return self._change_aliases(name, alias, roll_back, existing=True)
 
     def alias_history(self, name: str, alias: str) -> list[int]:
         """The versions `alias` pointed to, oldest first; the last one is the current one."""
         validate_alias(alias)
-        state = AliasState.read(self._existing_model_dir(name))
+        self._existing_model_dir(name)
+        state = self._backend.read_aliases(name)
         if alias not in state.history:
             raise NotFoundError(
                 f"alias {alias!r} of {name!r} was never set; {self._describe(name)}"
@@ -350,30 +349,16 @@ class ModelStore:
         return state.versions_of(alias)
 
     def repair_aliases(self, name: str) -> list[str]:
-        """Rewrite whichever alias file is unreadable; return the names of the files rewritten.
+        """Rewrite whichever alias record is unreadable; return the names of those rewritten.
 
-        An unreadable aliases.json is rebuilt from the alias history (each alias where its last
-        move left it, if that version is still published); an unreadable history restarts
-        from aliases.json. If both are unreadable, both restart empty.
+        In a folder, an unreadable aliases.json is rebuilt from the alias history (each alias
+        where its last move left it, if that version is still published); an unreadable
+        history restarts from aliases.json; if both are unreadable, both restart empty. In
+        object storage, a damaged newest alias-log entry is followed by one rebuilt from the
+        newest readable entry.
         """
-        model_dir = self._existing_model_dir(name)
-        with self._model_lock(model_dir):
-            aliases = _read_or_none(read_aliases, model_dir)
-            history = _read_or_none(read_alias_history, model_dir)
-            if aliases is None:
-                state = AliasState.rebuilt_from_history(
-                    history or {}, self._published_numbers(name)
-                )
-            elif history is None:
-                state = AliasState.rebuilt_from_aliases(aliases)
-            else:
-                return []
-            state.write(model_dir)
-        return [
-            file_name
-            for file_name, content in ((ALIASES_FILE, aliases), (ALIAS_HISTORY_FILE, history))
-            if content is None
-        ]
+        self._existing_model_dir(name)
+        return self._backend.repair_aliases(name, self._published_numbers(name))
 
     # ------------------------------------------------------------------ delete
 
@@ -382,49 +367,47 @@ class ModelStore:
 
         A tombstone stays in versions/<N>, so the number is never given out again.
         """
-        model_dir = self._existing_model_dir(name)
-        with self._model_lock(model_dir):
-            version = self.resolve(name, ref)
-            pointing = sorted(
-                alias for alias, target in self.aliases(name).items() if target == version
-            )
+        self._existing_model_dir(name)
+        version = self.resolve(name, ref)
+
+        def check_aliases(state: AliasState) -> None:
+            pointing = sorted(alias for alias, target in state.aliases.items() if target == version)
             if pointing:
                 raise AliasInUseError(
                     f"cannot delete version {version} of {name!r}: aliases point at it: "
                     f"{', '.join(pointing)}; move or remove them first"
                 )
-            tombstone = {"deleted_at": utc_now_iso(), "model_name": name, "version": version}
-            with contextlib.suppress(OSError, ValueError, ModelStoreError):
-                tombstone["manifest"] = self._read_manifest(name, version, check_checksum=False)
-            bury_version(self._version_dir(name, version), tombstone)
+
+        tombstone: dict[str, Any] = {
+            "deleted_at": utc_now_iso(),
+            "model_name": name,
+            "version": version,
+        }
+        with contextlib.suppress(OSError, ValueError, ModelStoreError):
+            tombstone["manifest"] = self._read_manifest(name, version, check_checksum=False)
+        self._backend.delete_version(name, version, tombstone, check_aliases)
         return version
 
     # ------------------------------------------------------------------ internals
 
-    def _existing_model_dir(self, name: str) -> Path:
+    def _existing_model_dir(self, name: str) -> None:
         validate_model_name(name)
-        model_dir = self.root / name
-        if not (model_dir / VERSIONS_DIR).is_dir():
+        if not self._backend.has_model(name):
             models = self.list_models()
             known = f"models: {', '.join(models)}" if models else f"no models in {self.root}"
             raise NotFoundError(f"unknown model {name!r}; {known}")
-        return model_dir
-
-    def _version_dir(self, name: str, version: int) -> Path:
-        return self.root / name / VERSIONS_DIR / str(version)
 
     def _published_numbers(self, name: str) -> list[int]:
-        return published_numbers(self.root / name / VERSIONS_DIR)
+        return self._backend.published_numbers(name)
 
     def _check_version(self, name: str, version: int, via_alias: str | None = None) -> int:
-        version_dir = self._version_dir(name, version)
-        exists = version >= 1 and version_dir.is_dir()
-        deleted = exists and is_deleted(version_dir)
-        if exists and not deleted:
+        state = self._backend.version_state(name, version)
+        if state == "published":
             return version
+        deleted = state == "deleted"
         if via_alias:
-            state = "which was deleted" if deleted else "which does not exist"
-            message = f"alias {via_alias!r} of {name!r} points to version {version}, {state}"
+            state_text = "which was deleted" if deleted else "which does not exist"
+            message = f"alias {via_alias!r} of {name!r} points to version {version}, {state_text}"
         elif deleted:
             message = f"version {version} of {name!r} was deleted"
         else:
@@ -442,16 +425,17 @@ class ModelStore:
         return f"versions: {versions}; aliases: {alias_text or 'none'}"
 
     def _raise_if_deleted(self, name: str, version: int) -> None:
-        if is_deleted(self._version_dir(name, version)):
+        if self._backend.version_state(name, version) == "deleted":
             raise NotFoundError(f"version {version} of {name!r} was deleted")
 
     def _read_manifest(
         self, name: str, version: int, *, check_checksum: bool = True
     ) -> dict[str, Any]:
+        def read_file(file_name: str) -> bytes:
+            return self._backend.read_version_file(name, version, file_name)
+
         try:
-            return read_manifest(
-                self._version_dir(name, version), name, version, check_checksum=check_checksum
-            )
+            return read_manifest(read_file, name, version, check_checksum=check_checksum)
         except IntegrityError:
             self._raise_if_deleted(name, version)  # a tombstone has no manifest
             raise
@@ -463,10 +447,17 @@ class ModelStore:
         except ModelStoreError:
             return None
 
-    def _verify_version(self, name: str, version: int) -> dict[str, Any]:
-        """Check a version's files against its manifest; return the manifest."""
+    def _verify_version(
+        self, name: str, version: int, version_dir: Path | None = None
+    ) -> dict[str, Any]:
+        """Check a version's files against its manifest; return the manifest. `version_dir`
+        holds its files if the caller has them at hand (else they are fetched)."""
         manifest = self._read_manifest(name, version)
-        problems = file_problems(self._version_dir(name, version), manifest)
+        if version_dir is None:
+            with self._backend.version_files(name, version) as fetched:
+                problems = file_problems(fetched, manifest)
+        else:
+            problems = file_problems(version_dir, manifest)
         if problems:
             self._raise_if_deleted(name, version)
             raise IntegrityError(
@@ -480,7 +471,8 @@ class ModelStore:
     def _verify_model(self, name: str, version: int) -> None:
         """IntegrityError when the version's model.keras does not pass `check_model`."""
         try:
-            self._check_model(self._version_dir(name, version) / MODEL_FILE)
+            with self._backend.version_files(name, version) as version_dir:
+                self._check_model(version_dir / MODEL_FILE)
         except InvalidInputError as error:
             raise IntegrityError(
                 f"version {version} of {name!r} failed verification: {error}",
@@ -500,32 +492,26 @@ class ModelStore:
                 error.files,
             ) from None
 
-    @contextlib.contextmanager
-    def _changing_aliases(
-        self, name: str, alias: str, *, existing: bool = False
-    ) -> Iterator[AliasState]:
-        """The alias files of `name`, read under the model's lock and written back when the
-        block changed them; `existing` requires `alias` to be set already."""
+    def _change_aliases(
+        self,
+        name: str,
+        alias: str,
+        change: Callable[[AliasState], Any],
+        *,
+        existing: bool = False,
+    ) -> Any:
+        """Apply `change` to the aliases of `name` in one compare-and-set step (under the model's
+        lock in a folder; retried on the newest state in object storage); `existing` requires
+        `alias` to be set already."""
         validate_alias(alias)
-        model_dir = self._existing_model_dir(name)
-        with self._model_lock(model_dir):
-            state = AliasState.read(model_dir)
+        self._existing_model_dir(name)
+
+        def checked(state: AliasState) -> Any:
             if existing and alias not in state.aliases:
                 raise NotFoundError(f"unknown alias {alias!r} of {name!r}; {self._describe(name)}")
-            yield state
-            if state.changed:
-                state.write(model_dir)
+            return change(state)
 
-    @contextlib.contextmanager
-    def _model_lock(self, model_dir: Path) -> Iterator[None]:
-        with exclusive_lock(model_dir / MODEL_LOCK_FILE):
-            # Temporary files of atomic writes in this folder are only made under this lock,
-            # so any left now come from a writer that died: remove them.
-            for entry in os.scandir(model_dir):
-                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
-            yield
+        return self._backend.change_aliases(name, checked)
 
 
 def _json_text(value: Any, what: str) -> str:
@@ -536,11 +522,3 @@ def _json_text(value: Any, what: str) -> str:
         return dump_json(dict(value), indent=None)
     except (TypeError, ValueError) as error:
         raise InvalidInputError(f"{what} must be JSON serialisable: {error}") from None
-
-
-def _read_or_none(reader: Callable[[Path], Any], model_dir: Path) -> Any:
-    """What `reader` returns, or None when the file it reads is damaged."""
-    try:
-        return reader(model_dir)
-    except IntegrityError:
-        return None

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Prefect API for flow tests, one tiny trained model, quiet TensorFlow."""
+"""Shared fixtures: a real Prefect API for flow tests, a real S3 server, one tiny trained model,
+quiet TensorFlow."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.s3_support import S3Server, forget_s3_clients, new_bucket, running_s3_server
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -34,6 +37,25 @@ def prefect_api() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 server (moto's server mode) on loopback, for the session."""
+    with running_s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`s3://<a new bucket>` on the test S3 server, with this process's AWS_* environment
+    pointing at it (child processes inherit it)."""
+    for key, value in s3_server.environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    forget_s3_clients()
+    yield new_bucket()
+    forget_s3_clients()
 
 
 @pytest.fixture(scope="session")

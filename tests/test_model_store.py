@@ -178,11 +178,11 @@ def test_register_load_roundtrip_by_number_latest_and_alias(tmp_path: Path) -> N
     third = register(store, first_model)
 
     assert [first.version, second.version, third.version] == [1, 2, 3]
-    assert first.path == tmp_path / "models" / MODEL_NAME / "versions" / "1"
+    assert first.path == str(tmp_path / "models" / MODEL_NAME / "versions" / "1")
     assert [version.version for version in store.list_versions(MODEL_NAME)] == [1, 2, 3]
     assert store.list_models() == [MODEL_NAME]
     assert store.resolve(MODEL_NAME) == 3
-    published_first = snapshot(first.path)
+    published_first = snapshot(Path(first.path))
 
     batch = sample_batch()
     loaded = store.load(MODEL_NAME, 1)
@@ -192,8 +192,8 @@ def test_register_load_roundtrip_by_number_latest_and_alias(tmp_path: Path) -> N
         loaded.model(batch, training=False), first_model(batch, training=False), rtol=1e-6
     )
     assert loaded.vocabulary == VOCABULARY
-    assert (first.path / "history.json").read_text() == '{"loss": [0.7, 0.5]}'
-    assert (first.path / "curves.png").read_bytes() == b"\x89PNG fake"
+    assert (Path(first.path) / "history.json").read_text() == '{"loss": [0.7, 0.5]}'
+    assert (Path(first.path) / "curves.png").read_bytes() == b"\x89PNG fake"
 
     assert store.load(MODEL_NAME, "latest").version == 3
     assert store.load(MODEL_NAME).version == 3
@@ -237,7 +237,7 @@ def test_register_load_roundtrip_by_number_latest_and_alias(tmp_path: Path) -> N
         "curves.png",
     }
     for file_name, record in manifest["files"].items():
-        content = (first.path / file_name).read_bytes()
+        content = (Path(first.path) / file_name).read_bytes()
         assert record == {"sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)}
     assert store.manifest(MODEL_NAME, 2)["metrics"] == {"accuracy": pytest.approx(0.8), "auc": 0.9}
     assert store.manifest(MODEL_NAME, 2)["run_id"] is None
@@ -248,7 +248,7 @@ def test_register_load_roundtrip_by_number_latest_and_alias(tmp_path: Path) -> N
     store.rollback(MODEL_NAME, "champion")
     store.delete(MODEL_NAME, 4)
     store.verify(MODEL_NAME, 1)
-    assert snapshot(first.path) == published_first
+    assert snapshot(Path(first.path)) == published_first
     assert all(mode & 0o222 == 0 for *_, mode in published_first.values())
 
 
@@ -263,7 +263,8 @@ def test_resolve_accepts_numbers_digit_strings_latest_and_aliases(
     assert store.resolve(MODEL_NAME, "latest") == 3
     assert store.resolve(MODEL_NAME, "champion") == 2
     assert store.aliases(MODEL_NAME) == {"champion": 2}
-    assert json.loads((store.root / MODEL_NAME / "aliases.json").read_text()) == {"champion": 2}
+    aliases_file = Path(store.root) / MODEL_NAME / "aliases.json"
+    assert json.loads(aliases_file.read_text()) == {"champion": 2}
     assert [v.aliases for v in store.list_versions(MODEL_NAME)] == [(), ("champion",), ()]
 
     with pytest.raises(NotFoundError) as unknown_version:
@@ -511,7 +512,7 @@ def test_changed_file_is_refused_at_load_and_verify(
     store_with_extra_file: ModelStore, file_name: str
 ) -> None:
     store = store_with_extra_file
-    path = store.list_versions(MODEL_NAME)[0].path / file_name
+    path = Path(store.list_versions(MODEL_NAME)[0].path) / file_name
     path.chmod(0o644)
     flip_last_byte(path)
 
@@ -528,7 +529,7 @@ def test_changed_file_is_refused_at_load_and_verify(
 
 def test_changed_manifest_is_refused_at_load_and_verify(store_with_extra_file: ModelStore) -> None:
     store = store_with_extra_file
-    path = store.list_versions(MODEL_NAME)[0].path / "manifest.json"
+    path = Path(store.list_versions(MODEL_NAME)[0].path) / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["metrics"]["accuracy"] = 0.99  # a "better" model, still valid JSON
     path.chmod(0o644)
@@ -544,7 +545,7 @@ def test_a_version_with_an_unreadable_manifest_is_listed_as_corrupt(
     store_with_extra_file: ModelStore,
 ) -> None:
     store = store_with_extra_file
-    path = store.list_versions(MODEL_NAME)[0].path / "manifest.json"
+    path = Path(store.list_versions(MODEL_NAME)[0].path) / "manifest.json"
     path.chmod(0o644)
     path.write_text('{"model_name": ')
 
@@ -557,7 +558,7 @@ def test_a_version_with_an_unreadable_manifest_is_listed_as_corrupt(
 
 def test_missing_and_unexpected_files_are_reported(store_with_extra_file: ModelStore) -> None:
     store = store_with_extra_file
-    version_dir = store.list_versions(MODEL_NAME)[0].path
+    version_dir = Path(store.list_versions(MODEL_NAME)[0].path)
     (version_dir / "history.json").unlink()
     (version_dir / "evil.py").write_text("print('hi')")
 

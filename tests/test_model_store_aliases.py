@@ -124,7 +124,7 @@ def test_concurrent_alias_moves_never_break_aliases_json(
     tmp_path: Path, three_versions: ModelStore
 ) -> None:
     store = three_versions
-    root = store.root
+    root = Path(store.root)
     go_file, stop_file = tmp_path / "go", tmp_path / "stop"
     ready_files = [tmp_path / f"ready-{index}" for index in range(ALIAS_MOVERS + 1)]
     reader = start_child(
@@ -165,7 +165,7 @@ def test_repair_rebuilds_an_unreadable_aliases_json_from_the_history(
         store.set_alias(MODEL_NAME, alias, version)
     store.remove_alias(MODEL_NAME, "canary")  # a removed alias stays removed
     assert store.repair_aliases(MODEL_NAME) == []  # nothing to repair
-    aliases_file = store.root / MODEL_NAME / "aliases.json"
+    aliases_file = Path(store.root) / MODEL_NAME / "aliases.json"
     aliases_file.write_text('{"champion": 3,')
 
     with pytest.raises(IntegrityError, match=r"aliases\.json is not valid JSON"):
@@ -175,7 +175,7 @@ def test_repair_rebuilds_an_unreadable_aliases_json_from_the_history(
     assert store.alias_history(MODEL_NAME, "champion") == [1, 3]
     assert store.rollback(MODEL_NAME, "champion") == 1
 
-    history_file = store.root / MODEL_NAME / ".alias-history.json"
+    history_file = Path(store.root) / MODEL_NAME / ".alias-history.json"
     history_file.write_text("[]")
     assert store.repair_aliases(MODEL_NAME) == [".alias-history.json"]
     assert store.alias_history(MODEL_NAME, "champion") == [1]  # starts again from here
@@ -192,7 +192,7 @@ def test_aliases_never_move_onto_a_version_that_fails_verification(
     store.set_alias(MODEL_NAME, "champion", 1)
     store.set_alias(MODEL_NAME, "champion", 3)
     for version in (1, 2):
-        model_file = store.root / MODEL_NAME / "versions" / str(version) / "model.keras"
+        model_file = Path(store.root) / MODEL_NAME / "versions" / str(version) / "model.keras"
         model_file.chmod(0o644)
         flip_last_byte(model_file)
 

@@ -103,7 +103,7 @@ def test_verify_reports_each_version_and_fails_on_tampering(store: ModelStore) -
     assert (code, err) == (0, "")
     assert out.splitlines() == ["version 1: ok", "version 2: ok", "version 3: ok"]
 
-    vocabulary = store.root / MODEL_NAME / "versions" / "2" / "vocabulary.json"
+    vocabulary = Path(store.root) / MODEL_NAME / "versions" / "2" / "vocabulary.json"
     vocabulary.chmod(0o644)
     vocabulary.write_text('{"word_index": {"great": 5}}')
 
@@ -145,7 +145,7 @@ def test_promote_rollback_and_alias_commands(store: ModelStore) -> None:
 
 
 def test_list_marks_a_corrupt_version_and_lists_the_others(store: ModelStore) -> None:
-    manifest = store.root / MODEL_NAME / "versions" / "2" / "manifest.json"
+    manifest = Path(store.root) / MODEL_NAME / "versions" / "2" / "manifest.json"
     manifest.chmod(0o644)
     manifest.write_text("{")
 
@@ -162,7 +162,7 @@ def test_list_marks_a_corrupt_version_and_lists_the_others(store: ModelStore) ->
 
 
 def test_promote_onto_a_corrupt_version_is_refused(store: ModelStore) -> None:
-    vocabulary = store.root / MODEL_NAME / "versions" / "3" / "vocabulary.json"
+    vocabulary = Path(store.root) / MODEL_NAME / "versions" / "3" / "vocabulary.json"
     vocabulary.chmod(0o644)
     vocabulary.write_text('{"word_index": {"great": 5}}')
 
@@ -178,7 +178,7 @@ def test_promote_onto_a_corrupt_version_is_refused(store: ModelStore) -> None:
 def test_a_corrupt_aliases_json_names_its_fix_and_alias_repair_applies_it(
     store: ModelStore,
 ) -> None:
-    (store.root / MODEL_NAME / "aliases.json").write_text('{"champion": ')
+    (Path(store.root) / MODEL_NAME / "aliases.json").write_text('{"champion": ')
     for argv in (["promote", MODEL_NAME, "3"], ["list"], ["show", MODEL_NAME]):
         code, _, err = run_cli(store, *argv)
         assert code == 1

@@ -161,7 +161,7 @@ def test_settings_fill_in_what_the_parameters_leave_out(
     monkeypatch.setenv("REVIEW_SCORING_MODEL_NAME", "from-environment")
     resolved = get_settings().resolve(model_name=None, model_store_root=str(tmp_path))
     assert resolved.model_name == "from-environment"
-    assert resolved.model_store_root == tmp_path
+    assert resolved.model_store_root == str(tmp_path)
     assert get_settings().resolve(model_name="given").model_name == "given"
     with pytest.raises(ValueError, match="model_name: empty"):
         get_settings().resolve(model_name="")

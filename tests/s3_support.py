@@ -1,0 +1,98 @@
+"""A real S3 server on loopback for the object storage tests: moto in server mode, in a process of
+its own, reached over HTTP by the project's real S3 client (s3fs and botocore). Nothing is
+patched in the test process; the client finds the server and its credentials the way it would
+in production, through AWS_* environment variables.
+
+Every test gets a bucket of its own, so tests sharing the server never see each other's objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+ACCESS_KEY_ID = "review-scoring-test"
+# A secret the tests look for in logs and records, where it must never appear.
+SECRET_ACCESS_KEY = "s3cr3t-" + uuid.uuid4().hex
+_STARTUP_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+    process: subprocess.Popen[bytes]
+
+    def environment(self) -> dict[str, str]:
+        """What a process needs to reach this server: an endpoint and credentials, and no other
+        source of them (no ~/.aws files, no instance metadata lookups off this machine)."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_s3_server() -> Iterator[S3Server]:
+    """Start `moto_server` on a free loopback port; stop it afterwards."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + _STARTUP_SECONDS
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"moto_server exited with {process.returncode}")
+            try:
+                with urllib.request.urlopen(endpoint + "/moto-api/", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"moto_server did not answer on {endpoint}") from None
+                time.sleep(0.1)
+        yield S3Server(endpoint, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def forget_s3_clients() -> None:
+    """Drop fsspec's cached S3 filesystems, whose clients keep the credentials they started
+    with, so that the next one reads the environment as it is now."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def new_bucket(prefix: str = "test") -> str:
+    """A fresh bucket on the server the environment names; returns its URI."""
+    import s3fs
+
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(name)
+    return f"s3://{name}"
