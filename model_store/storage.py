@@ -21,13 +21,17 @@ How a write becomes visible whole differs by kind, and is kept here:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import socket
 import tempfile
+import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from model_store._fs import (
@@ -43,8 +47,15 @@ __all__ = [
     "Location",
     "ObjectLocation",
     "StorageCredentialsError",
+    "is_glob",
     "is_uri",
+    "remove_stale_temporaries",
+    "temporary_path",
 ]
+
+TEMPORARY_SUFFIX = ".tmp"
+# Temporaries older than this are stale even when their writer may live on another machine.
+STALE_TEMPORARY_SECONDS = 6 * 3600
 
 # Names of the exceptions credential chains raise when they find nothing (matched by name, so
 # that neither botocore nor google-auth is imported here).
@@ -58,6 +69,10 @@ _NO_CREDENTIALS = {
 }
 
 
+# What link() raises on filesystems that have no hard links (some FUSE and network mounts).
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
 class StorageCredentialsError(PermissionError):
     """Object storage could not be reached for want of credentials; the message says which to
     set (and never holds any)."""
@@ -66,6 +81,11 @@ class StorageCredentialsError(PermissionError):
 def is_uri(text: str) -> bool:
     """Whether a path parameter names object storage or another fsspec filesystem."""
     return "://" in text
+
+
+def is_glob(text: str) -> bool:
+    """Whether a path parameter is a glob pattern (only asked when no such path exists)."""
+    return any(character in text for character in "*?[")
 
 
 def _refuse_credentials_in(text: str, parameter: str) -> None:
@@ -174,6 +194,10 @@ class Location(ABC):
         return self.read_bytes().decode("utf-8")
 
     @abstractmethod
+    def open_read(self) -> IO[bytes]:
+        """The file opened for reading (seekable), for libraries that read parts of it."""
+
+    @abstractmethod
     def child_names(self) -> list[tuple[str, bool]]:
         """(name, is a folder) of each entry directly below this folder, sorted by name."""
 
@@ -273,6 +297,9 @@ class LocalLocation(Location):
     def read_bytes(self) -> bytes:
         return self._path.read_bytes()
 
+    def open_read(self) -> IO[bytes]:
+        return self._path.open("rb")
+
     def child_names(self) -> list[tuple[str, bool]]:
         return sorted((entry.name, entry.is_dir()) for entry in os.scandir(self._path))
 
@@ -314,6 +341,13 @@ class LocalLocation(Location):
                     os.link(finished, self._path)  # atomic, and refused when the name exists
                 except FileExistsError:
                     return False
+                except OSError as error:
+                    if error.errno not in _NO_HARD_LINKS:
+                        raise
+                    # A filesystem without hard links: checked, then renamed (not atomic).
+                    if self._path.exists():
+                        return False
+                    os.replace(finished, self._path)
             else:
                 os.replace(finished, self._path)
         finally:
@@ -407,6 +441,29 @@ class ObjectLocation(Location):
         with self._errors():
             return bytes(self._fs.cat_file(self._path))
 
+    def open_read(self) -> IO[bytes]:
+        with self._errors():
+            return self._fs.open(self._path, "rb")  # type: ignore[no-any-return]
+
+    def glob_files(self) -> list[ObjectLocation]:
+        """The objects this location's path matches as a glob pattern (`**` recurses), sorted."""
+        with self._errors():
+            matches = self._fs.glob(self._path, detail=True)
+        return [
+            ObjectLocation(self._fs, path)
+            for path, info in sorted(matches.items())
+            if info.get("type") == "file"
+        ]
+
+    def glob_base(self) -> ObjectLocation:
+        """The prefix of this glob pattern before its first wildcard."""
+        parts: list[str] = []
+        for part in self._path.split("/"):
+            if is_glob(part):
+                break
+            parts.append(part)
+        return ObjectLocation(self._fs, "/".join(parts))
+
     def child_names(self) -> list[tuple[str, bool]]:
         with self._errors():
             entries = self._fs.ls(self._path, detail=True)
@@ -426,13 +483,12 @@ class ObjectLocation(Location):
 
     @contextlib.contextmanager
     def local_copy(self) -> Iterator[Path]:
-        folder = Path(tempfile.mkdtemp(prefix="review-scoring-", dir=_private_staging_folder()))
+        path = temporary_path(_private_staging_folder(), self.name or "object")
         try:
-            path = folder / (self.name or "object")
             self.copy_to(path)
             yield path
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            path.unlink(missing_ok=True)
 
     def copy_to(self, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -479,7 +535,57 @@ class ObjectLocation(Location):
 
 
 def _private_staging_folder() -> Path:
-    """This machine's folder for files on their way to object storage, private to its user."""
+    """This machine's folder for files on their way to or from object storage, private to its
+    user. A writer killed mid-file leaves its temporary here; remove_stale_temporaries sweeps."""
     folder = Path(tempfile.gettempdir()) / f"review-scoring-staging-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
+
+
+def temporary_path(folder: Path, target_name: str) -> Path:
+    """A new temporary file's path in `folder` for a file to be named `target_name`:
+    `.<target name>.<host>.<pid>.<random>.tmp`, so that a sweep can tell a dead writer's
+    (removed) from a live one's (left alone), and readers, which skip names starting with
+    `.`, never see it."""
+    token = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+    return folder / f".{target_name}.{token}{TEMPORARY_SUFFIX}"
+
+
+def remove_stale_temporaries(folder: Path, target_name: str) -> list[Path]:
+    """Delete the temporaries of `target_name` in `folder` left by a writer that died (a crash,
+    a SIGKILL): its process no longer runs on this host, or it is older than
+    STALE_TEMPORARY_SECONDS."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    host = socket.gethostname()
+    prefix = f".{target_name}."
+    for candidate in folder.iterdir():
+        name = candidate.name
+        if not (name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIX)):
+            continue
+        parts = name[len(prefix) : -len(TEMPORARY_SUFFIX)].rsplit(".", 2)
+        try:
+            age = time.time() - candidate.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        same_host_dead = (
+            len(parts) == 3
+            and parts[0] == host
+            and parts[1].isdigit()
+            and not _process_is_alive(int(parts[1]))
+        )
+        if same_host_dead or age > STALE_TEMPORARY_SECONDS:
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,4 +1,8 @@
-"""Load labeled reviews (Keras IMDB download, a local imdb.npz, or labeled Parquet) and pad them."""
+"""Load labeled reviews (Keras IMDB download, an imdb.npz, or labeled Parquet) and pad them.
+
+Every path may be local or in object storage (`s3://bucket/imdb/`; model_store/storage.py): a
+file there is copied to this machine's disk to be read and hashed.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from model_store import sha256_of_file
+from model_store.storage import Location
 from tasks.parquet_files import find_parquet_files
 from tasks.retries import RETRY_DELAY_SECONDS, is_transient
 from tasks.text import (
@@ -80,10 +85,20 @@ class PaddedData:
     y_test: np.ndarray
 
 
-def _sha256_files(paths: Sequence[Path]) -> str:
+def _fingerprint_line(name: str, local_file: Path) -> str:
+    return f"{name}:{sha256_of_file(local_file)}\n"
+
+
+def _fingerprint(lines: Sequence[str]) -> str:
     """One fingerprint for several files: each file's name and sha256, hashed together."""
-    lines = "".join(f"{path.name}:{sha256_of_file(path)}\n" for path in paths)
-    return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _existing_file(path: str | Path | Location, parameter: str) -> Location:
+    location = Location.of(path, parameter)
+    if not location.is_file():
+        raise FileNotFoundError(f"{parameter}: {location} does not exist")
+    return location
 
 
 def _check_split(labels: np.ndarray, where: str) -> None:
@@ -117,25 +132,23 @@ def _ranks_to_ids(reviews: np.ndarray, vocabulary: Vocabulary) -> pa.LargeListAr
 
 
 def load_imdb_npz(
-    npz_path: str | Path,
-    word_index_path: str | Path,
+    npz_path: str | Path | Location,
+    word_index_path: str | Path | Location,
     num_words: int = DEFAULT_NUM_WORDS,
     maxlen: int = DEFAULT_MAXLEN,
     seed: int = 113,
 ) -> LabeledData:
     """Read Keras's imdb.npz (word ranks) the way keras.datasets.imdb.load_data does."""
-    npz_path, word_index_path = Path(npz_path), Path(word_index_path)
-    for path, parameter in ((npz_path, "npz_path"), (word_index_path, "word_index_path")):
-        if not path.is_file():
-            raise FileNotFoundError(f"{parameter}: {path} does not exist")
-    try:
-        with np.load(npz_path, allow_pickle=True) as archive:
-            arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
-    except (OSError, ValueError, KeyError) as error:
-        raise ValueError(f"{npz_path}: not a Keras imdb.npz file ({error})") from error
-    vocabulary = Vocabulary.from_word_index_file(
-        word_index_path, num_words=num_words, maxlen=maxlen, source="keras"
-    )
+    npz = _existing_file(npz_path, "npz_path")
+    word_index = _existing_file(word_index_path, "word_index_path")
+    with npz.local_copy() as npz_file:
+        try:
+            with np.load(npz_file, allow_pickle=True) as archive:
+                arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+        except (OSError, ValueError, KeyError) as error:
+            raise ValueError(f"{npz}: not a Keras imdb.npz file ({error})") from error
+        fingerprint_lines = [_fingerprint_line(npz.name, npz_file)]
+    vocabulary, index_line = _read_word_index(word_index, num_words, maxlen)
     # Same shuffle, start character and OOV rule as keras.datasets.imdb.load_data.
     rng = np.random.RandomState(seed)
     splits = []
@@ -144,7 +157,7 @@ def load_imdb_npz(
         rng.shuffle(order)
         ids = _ranks_to_ids(arrays[x_key][order], vocabulary)
         labels = np.asarray(arrays[y_key])[order].astype(np.int64)
-        _check_split(labels, f"{npz_path} [{y_key}]")
+        _check_split(labels, f"{npz} [{y_key}]")
         splits.append((ids, labels))
     (train_ids, train_labels), (test_ids, test_labels) = splits
     return LabeledData(
@@ -153,9 +166,18 @@ def load_imdb_npz(
         test_ids=test_ids,
         test_labels=test_labels,
         vocabulary=vocabulary,
-        fingerprint=_sha256_files([npz_path, word_index_path]),
-        description=f"Keras IMDB from {npz_path}",
+        fingerprint=_fingerprint([*fingerprint_lines, index_line]),
+        description=f"Keras IMDB from {npz}",
     )
+
+
+def _read_word_index(word_index: Location, num_words: int, maxlen: int) -> tuple[Vocabulary, str]:
+    """A Keras word index as the vocabulary, and its fingerprint line."""
+    with word_index.local_copy() as local_file:
+        vocabulary = Vocabulary.from_word_index_file(
+            local_file, num_words=num_words, maxlen=maxlen, source="keras"
+        )
+        return vocabulary, _fingerprint_line(word_index.name, local_file)
 
 
 def load_keras_imdb(
@@ -179,7 +201,7 @@ def load_keras_imdb(
     return load_imdb_npz(npz_path, word_index_path, num_words=num_words, maxlen=maxlen, seed=seed)
 
 
-def resolve_parquet_paths(path: str | Path, parameter: str = "data_path") -> list[Path]:
+def resolve_parquet_paths(path: str | Path, parameter: str = "data_path") -> list[Location]:
     """The Parquet files a folder (recursive), glob or file names, sorted, as scoring finds them.
 
     Raises FileNotFoundError naming `parameter` when nothing is found.
@@ -188,15 +210,19 @@ def resolve_parquet_paths(path: str | Path, parameter: str = "data_path") -> lis
 
 
 def _read_labeled_parquet(
-    paths: Sequence[Path], text_column: str, label_column: str
-) -> tuple[pa.Array, np.ndarray]:
+    paths: Sequence[Location], text_column: str, label_column: str
+) -> tuple[pa.Array, np.ndarray, list[str]]:
+    """Texts and labels of the files, and each file's fingerprint line."""
     texts: list[pa.Array] = []
     labels: list[np.ndarray] = []
+    fingerprint_lines: list[str] = []
     for path in paths:
-        try:
-            table = pq.read_table(path, columns=None)
-        except (OSError, pa.ArrowException) as error:
-            raise ValueError(f"{path}: cannot read as Parquet ({error})") from error
+        with path.local_copy() as local_file:
+            try:
+                table = pq.read_table(local_file, columns=None)
+            except (OSError, pa.ArrowException) as error:
+                raise ValueError(f"{path}: cannot read as Parquet ({error})") from error
+            fingerprint_lines.append(_fingerprint_line(path.name, local_file))
         for column in (text_column, label_column):
             if column not in table.column_names:
                 raise ValueError(
@@ -228,7 +254,12 @@ def _read_labeled_parquet(
             )
         texts.append(file_texts)
         labels.append(file_labels.astype(np.int64))
-    return pa.concat_arrays(texts), np.concatenate(labels)
+    return pa.concat_arrays(texts), np.concatenate(labels), fingerprint_lines
+
+
+def _named(file_name: str, split: str) -> bool:
+    """Whether a file in a dataset folder is `<split>*.parquet`."""
+    return file_name.startswith(split) and file_name.endswith(".parquet")
 
 
 def load_parquet_reviews(
@@ -248,25 +279,27 @@ def load_parquet_reviews(
     `test_path`, or a seeded `test_fraction` of the data. The vocabulary comes from
     `word_index_path` or is built from the training texts.
     """
-    if test_path is None and Path(data_path).is_dir():
-        folder = Path(data_path)
-        train_files = sorted(folder.glob("train*.parquet"))
-        test_files = sorted(folder.glob("test*.parquet"))
-        if train_files and test_files:
-            data_path, test_path = train_files, test_files
-    train_paths = (
-        data_path if isinstance(data_path, list) else resolve_parquet_paths(data_path, "data_path")
-    )
-    train_texts, train_labels = _read_labeled_parquet(train_paths, text_column, label_column)
-    fingerprint_paths = list(train_paths)
+    data_location = Location.of(data_path, "data_path")
+    train_paths: list[Location] = []
+    test_paths: list[Location] = []
+    if test_path is None and data_location.is_dir():
+        files = [name for name, is_folder in data_location.child_names() if not is_folder]
+        train_paths = [data_location / name for name in files if _named(name, "train")]
+        test_paths = [data_location / name for name in files if _named(name, "test")]
+        if not (train_paths and test_paths):
+            train_paths, test_paths = [], []
+    if not train_paths:
+        train_paths = resolve_parquet_paths(data_path, "data_path")
     if test_path is not None:
-        test_paths = (
-            test_path
-            if isinstance(test_path, list)
-            else resolve_parquet_paths(test_path, "test_path")
+        test_paths = resolve_parquet_paths(test_path, "test_path")
+    train_texts, train_labels, fingerprint_lines = _read_labeled_parquet(
+        train_paths, text_column, label_column
+    )
+    if test_paths:
+        test_texts, test_labels, test_lines = _read_labeled_parquet(
+            test_paths, text_column, label_column
         )
-        test_texts, test_labels = _read_labeled_parquet(test_paths, text_column, label_column)
-        fingerprint_paths += test_paths
+        fingerprint_lines += test_lines
     else:
         if not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
@@ -279,10 +312,10 @@ def load_parquet_reviews(
     _check_split(test_labels, f"{test_path or data_path} [test split]")
 
     if word_index_path is not None:
-        vocabulary = Vocabulary.from_word_index_file(
-            word_index_path, num_words=num_words, maxlen=maxlen, source="keras"
+        vocabulary, index_line = _read_word_index(
+            _existing_file(word_index_path, "word_index_path"), num_words, maxlen
         )
-        fingerprint_paths.append(Path(word_index_path))
+        fingerprint_lines.append(index_line)
     else:
         vocabulary = Vocabulary(
             word_index=build_word_index(train_texts),
@@ -296,7 +329,7 @@ def load_parquet_reviews(
         test_ids=encode_texts(test_texts, vocabulary),
         test_labels=test_labels,
         vocabulary=vocabulary,
-        fingerprint=_sha256_files(fingerprint_paths),
+        fingerprint=_fingerprint(fingerprint_lines),
         description=f"{len(train_texts)} train / {len(test_texts)} test reviews from Parquet",
     )
 
@@ -316,11 +349,13 @@ def load_labeled_data(
     if source == "npz":
         if data_path is None:
             raise ValueError("data_path: source 'npz' needs the path of an imdb.npz file")
-        npz_path = Path(data_path)
-        index_path = (
-            Path(word_index_path) if word_index_path else npz_path.with_name("imdb_word_index.json")
+        npz = Location.of(data_path, "data_path")
+        index = (
+            Location.of(word_index_path, "word_index_path")
+            if word_index_path
+            else npz.parent / "imdb_word_index.json"
         )
-        return load_imdb_npz(npz_path, index_path, num_words=num_words, maxlen=maxlen, seed=seed)
+        return load_imdb_npz(npz, index, num_words=num_words, maxlen=maxlen, seed=seed)
     if source == "parquet":
         if data_path is None:
             raise ValueError("data_path: source 'parquet' needs a folder, glob or file")

@@ -1,4 +1,5 @@
-"""Finding the Parquet files a path names: a dataset folder, a glob or a file.
+"""Finding the Parquet files a path names: a dataset folder, a glob or a file, on the local disk
+or in object storage (`s3://bucket/lake/`; model_store/storage.py).
 
 A folder is walked recursively, as `pyarrow.dataset` reads a hive-partitioned dataset: files and
 folders starting with `_` or `.` are what writers leave beside the data (`_SUCCESS`,
@@ -17,7 +18,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-__all__ = ["SkippedInput", "find_parquet_files", "is_glob"]
+from model_store.storage import Location, ObjectLocation, is_glob
+
+__all__ = ["SkippedInput", "find_parquet_files", "is_glob", "relative_path"]
 
 
 class SkippedInput(BaseModel):
@@ -33,11 +36,6 @@ IGNORED_PREFIXES = ("_", ".")
 _HIVE_FOLDER = re.compile(r"[^=]+=[^=]*")
 
 
-def is_glob(text: str) -> bool:
-    """Whether a path parameter is a glob pattern (only asked when no such path exists)."""
-    return any(character in text for character in "*?[")
-
-
 def _glob_base(pattern: str) -> Path:
     """The folder part of a glob before its first wildcard."""
     parts: list[str] = []
@@ -48,24 +46,34 @@ def _glob_base(pattern: str) -> Path:
     return Path(*parts) if parts else Path(".")
 
 
-def _hive_root(folder: Path) -> Path:
+def _hive_root(folder: Location) -> Location:
     """The folder above any trailing `key=value` partition folders."""
     while _HIVE_FOLDER.fullmatch(folder.name) and folder.parent != folder:
         folder = folder.parent
     return folder
 
 
-def _skip_reason(path: Path) -> str | None:
-    name = path.name
+def _name_skip_reason(name: str) -> str | None:
     if name.startswith("."):
         return "hidden (a writer's checksum or temporary file)"
     if name.startswith("_"):
         return "writer metadata (names starting with '_' are not data)"
-    if path.is_symlink() and not path.exists():
-        return "dangling symbolic link"
     if not name.lower().endswith(PARQUET_SUFFIX):
         return "not a .parquet file"
     return None
+
+
+def _skip_reason(path: Path) -> str | None:
+    if path.is_symlink() and not path.exists() and not path.name.startswith(IGNORED_PREFIXES):
+        return "dangling symbolic link"
+    return _name_skip_reason(path.name)
+
+
+def relative_path(root: Location, location: Location) -> str:
+    """`location`'s path under `root`, '/'-separated."""
+    if root.is_local:
+        return location.local_path.relative_to(root.local_path).as_posix()
+    return location.uri.removeprefix(root.uri.rstrip("/") + "/")
 
 
 def _walk(folder: Path) -> Iterable[Path]:
@@ -80,7 +88,7 @@ def _walk(folder: Path) -> Iterable[Path]:
 
 def find_parquet_files(
     input_path: str | Path, parameter: str = "input_path"
-) -> tuple[Path, list[Path], list[SkippedInput]]:
+) -> tuple[Location, list[Location], list[SkippedInput]]:
     """The input root, the Parquet files under it (sorted), and what was found and skipped.
 
     An existing path is taken literally, even with `*`, `?` or `[` in its name; otherwise a
@@ -89,10 +97,26 @@ def find_parquet_files(
     input_path = str(input_path)
     if not input_path:
         raise ValueError(f"{parameter} is empty: give a folder, glob or Parquet file")
+    location = Location.of(input_path, parameter)
+    if isinstance(location, ObjectLocation):
+        root, found, skipped = _find_in_object_storage(location, input_path, parameter)
+    else:
+        local_root, paths, skipped = _find_on_disk(input_path, parameter)
+        root, found = Location.of(local_root), [Location.of(path) for path in paths]
+    if not found:
+        what = "match the glob" if not location.exists() else "under the folder"
+        raise FileNotFoundError(
+            f"{parameter}: no .parquet files {what} {input_path}"
+            + (f" ({len(skipped)} other entries skipped)" if skipped else "")
+        )
+    return _hive_root(root), found, skipped
+
+
+def _find_on_disk(input_path: str, parameter: str) -> tuple[Path, list[Path], list[SkippedInput]]:
     path = Path(input_path)
     skipped: list[SkippedInput] = []
     if path.is_file():
-        return _hive_root(path.absolute().parent), [path], skipped
+        return path.absolute().parent, [path.absolute()], skipped
     if path.is_dir():
         root = path
         candidates: Iterable[Path] = _walk(path)
@@ -109,20 +133,54 @@ def find_parquet_files(
             if candidate.name.startswith(IGNORED_PREFIXES):
                 skipped.append(
                     SkippedInput(
-                        path=str(candidate),
+                        path=str(candidate.absolute()),
                         reason="folder " + (_skip_reason(candidate) or "skipped"),
                     )
                 )
             continue
         reason = _skip_reason(candidate)
         if reason is None:
-            found.append(candidate)
+            found.append(candidate.absolute())
         else:
-            skipped.append(SkippedInput(path=str(candidate), reason=reason))
-    if not found:
-        what = "match the glob" if not path.exists() else "under the folder"
-        raise FileNotFoundError(
-            f"{parameter}: no .parquet files {what} {input_path}"
-            + (f" ({len(skipped)} other entries skipped)" if skipped else "")
+            skipped.append(SkippedInput(path=str(candidate.absolute()), reason=reason))
+    return root.absolute(), found, skipped
+
+
+def _find_in_object_storage(
+    location: ObjectLocation, input_path: str, parameter: str
+) -> tuple[Location, list[Location], list[SkippedInput]]:
+    """The same rules over object keys: a key below a skipped "folder" is skipped with it."""
+    if location.is_file():
+        return location.parent, [location], []
+    if location.is_dir():
+        root: ObjectLocation = location
+        relatives = location.files_below()
+    elif is_glob(input_path):
+        root = location.glob_base()
+        relatives = [relative_path(root, match) for match in location.glob_files()]
+    else:
+        raise FileNotFoundError(f"{parameter}: {input_path} does not exist")
+    found: list[Location] = []
+    skipped: list[SkippedInput] = []
+    skipped_folders: set[str] = set()
+    for relative in relatives:
+        *folders, name = relative.split("/")
+        hidden = next(
+            (index for index, folder in enumerate(folders) if folder.startswith(IGNORED_PREFIXES)),
+            None,
         )
-    return _hive_root(root.absolute()), found, skipped
+        if hidden is not None:
+            folder = "/".join(folders[: hidden + 1])
+            if folder not in skipped_folders:
+                skipped_folders.add(folder)
+                reason = _name_skip_reason(folders[hidden]) or "skipped"
+                skipped.append(
+                    SkippedInput(path=root.joinpath(folder).uri, reason=f"folder {reason}")
+                )
+            continue
+        reason = _name_skip_reason(name)
+        if reason is None:
+            found.append(root.joinpath(relative))
+        else:
+            skipped.append(SkippedInput(path=root.joinpath(relative).uri, reason=reason))
+    return root, found, skipped

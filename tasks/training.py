@@ -8,6 +8,7 @@ import math
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,23 +338,34 @@ def train_task(
 )
 def check_destination_task(store_root: str, model_name: str) -> None:
     """Before any data is loaded: the model name is one the store takes, and the store root a
-    folder this run can write in (created if missing; a one-byte probe file, never left behind).
+    place this run can write in (a folder created if missing; a one-byte probe file or object,
+    never left behind).
 
     Raises model_store.InvalidNameError for a bad name, and OSError naming model_store_root when
-    the folder cannot be made or written: a file in its place, no permission, a full disk.
+    it cannot be made or written: a file in its place, no permission or credentials, a full disk.
     """
     from model_store import validate_model_name
+    from model_store.storage import Location
 
     validate_model_name(model_name)
-    root = Path(store_root)
+    location = Location.of(store_root, "model_store_root")
+    if not location.is_local:
+        probe = location / f".write-probe-{uuid.uuid4().hex}"
+        try:
+            probe.write_atomically(b"\0")
+            probe.delete()
+        except OSError as error:
+            raise OSError(f"model_store_root: cannot write in {location}: {error}") from error
+        return
+    root = location.local_path
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"model_store_root: {root} is not a folder")
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=root, prefix=".write-probe-") as probe:
-            probe.write(b"\0")
-            probe.flush()
-            os.fsync(probe.fileno())
+        with tempfile.TemporaryFile(dir=root, prefix=".write-probe-") as probe_file:
+            probe_file.write(b"\0")
+            probe_file.flush()
+            os.fsync(probe_file.fileno())
     except OSError as error:
         raise OSError(
             f"model_store_root: cannot write in {root}: {error.strerror or error}"

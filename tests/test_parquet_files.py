@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tasks.parquet_files import find_parquet_files
+from model_store.storage import Location
+from tasks.parquet_files import find_parquet_files, relative_path
 from tests.scoring_support import write_parquet
 
 
-def _names(paths: list[Path], root: Path) -> list[str]:
-    return [path.absolute().relative_to(root).as_posix() for path in paths]
+def _names(inputs: list[Location], root: Location) -> list[str]:
+    return [relative_path(root, location) for location in inputs]
 
 
 def test_a_dataset_folder_is_read_recursively_and_writer_leftovers_are_said(
@@ -29,8 +30,8 @@ def test_a_dataset_folder_is_read_recursively_and_writer_leftovers_are_said(
     (lake / "gone.parquet").symlink_to(tmp_path / "nowhere.parquet")
 
     root, inputs, skipped = find_parquet_files(str(lake))
-    assert root == lake
-    assert _names(inputs, lake) == [
+    assert root.local_path == lake
+    assert _names(inputs, root) == [
         "top.parquet",
         "day=1/UPPER.PARQUET",
         "day=1/a.parquet",
@@ -53,10 +54,13 @@ def test_a_glob_and_a_file_are_inputs_too(tmp_path: Path) -> None:
     for name in ("b.parquet", "a.parquet", "nested/c.parquet"):
         write_parquet(tmp_path / "in" / name, {"text": ["x"]})
     root, inputs, _ = find_parquet_files(str(tmp_path / "in" / "**" / "*.parquet"))
-    assert root == tmp_path / "in"
+    assert root.local_path == tmp_path / "in"
     assert _names(inputs, root) == ["a.parquet", "b.parquet", "nested/c.parquet"]
     root, inputs, _ = find_parquet_files(str(tmp_path / "in" / "a.parquet"))
-    assert (root, inputs) == (tmp_path / "in", [tmp_path / "in" / "a.parquet"])
+    assert (root.local_path, inputs) == (
+        tmp_path / "in",
+        [Location.of(tmp_path / "in" / "a.parquet")],
+    )
 
 
 @pytest.mark.parametrize("name", ["glob[1].parquet", "dir[2024]/x.parquet", "what?.parquet"])
@@ -66,7 +70,7 @@ def test_an_existing_path_with_glob_characters_is_taken_literally(
     path = write_parquet(tmp_path / "in" / name, {"text": ["x"]})
     target = path if "/" not in name else path.parent
     _, inputs, _ = find_parquet_files(str(target))
-    assert inputs == [path]
+    assert [location.local_path for location in inputs] == [path]
 
 
 def test_hive_partition_folders_in_the_input_path_are_kept_in_the_relative_path(
@@ -79,7 +83,7 @@ def test_hive_partition_folders_in_the_input_path_are_kept_in_the_relative_path(
         lake / "year=2026" / "day=2026-11-28" / "data_0.parquet",
     ):
         root, inputs, _ = find_parquet_files(str(input_path))
-        assert root == lake
+        assert root.local_path == lake
         assert _names(inputs, root) == ["year=2026/day=2026-11-28/data_0.parquet"]
 
 

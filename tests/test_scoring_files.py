@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from model_store.storage import Location
 from tasks.scoring import (
     COMPLETION_MARKER,
     OUTPUT_COLUMNS,
@@ -204,7 +205,7 @@ def test_a_current_output_is_skipped_and_a_changed_input_is_rescored(tmp_path: P
         first.status_counts,
         first.score_counts,
     )
-    stamp, stats = read_output_stamp(Path(job.output_path))
+    stamp, stats = read_output_stamp(Location.of(job.output_path))
     assert stamp["input_sha256"] == first.input_sha256 and stamp["model_version"] == 3
     assert stamp["relative_path"] == "day.parquet" and stats["rows"] == 3
 
@@ -288,7 +289,7 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
     other_output = output_path.parent / f".other.parquet.{host}.999999999.abc.tmp"
     for path in (dead, alive, other_output):
         path.write_bytes(b"partial")
-    assert remove_stale_temporaries(output_path) == [dead]
+    assert remove_stale_temporaries(Location.of(output_path)) == [str(dead)]
     assert alive.exists() and other_output.exists()
 
 

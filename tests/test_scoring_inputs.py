@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from model_store.storage import Location
 from tasks.scoring import plan_jobs
 from tasks.scoring.inputs import check_paths_do_not_overlap, partition_input_path
 from tests.scoring_support import resolved, write_parquet
@@ -39,7 +40,9 @@ def test_an_output_root_that_is_a_file_is_refused_at_once(tmp_path: Path) -> Non
 
 def test_side_by_side_folders_do_not_overlap(tmp_path: Path) -> None:
     (tmp_path / "data" / "reviews").mkdir(parents=True)
-    check_paths_do_not_overlap(tmp_path / "data" / "reviews", [], tmp_path / "data" / "out")
+    check_paths_do_not_overlap(
+        Location.of(tmp_path / "data" / "reviews"), [], Location.of(tmp_path / "data" / "out")
+    )
 
 
 def test_outputs_mirror_the_inputs_relative_paths_under_model_and_version(

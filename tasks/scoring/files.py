@@ -1,11 +1,13 @@
 """Score one input file into its output, streaming record batches, or skip a current output.
 
 Memory stays flat: rows are read, tokenized, predicted and written one record batch at a time,
-and the output goes to a temporary file that is renamed into place at the end.
+and the output goes to a temporary file that is published whole at the end (tasks.scoring.writing).
+An input in object storage is first copied to this machine's disk, where it is hashed and read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from model_store import sha256_of_file
+from model_store.storage import Location
+from model_store.storage import remove_stale_temporaries as remove_stale_files
 from tasks.evaluation import HISTOGRAM_BINS, POSITIVE_THRESHOLD, score_counts
 from tasks.scoring.contract import (
     DEFAULT_ID_COLUMN,
@@ -28,7 +33,6 @@ from tasks.scoring.contract import (
     output_layout,
 )
 from tasks.scoring.encoding import classify_texts, encode_for_model
-from tasks.scoring.inputs import input_sha256
 from tasks.scoring.model import ScoringModel
 from tasks.scoring.prefetch import PREFETCH_BATCHES, prefetched
 from tasks.scoring.records import FileResult, InputFileError, OutputConflictError, ScoringJob
@@ -40,9 +44,11 @@ __all__ = ["score_file"]
 _CURRENT_WHEN_EQUAL = ("input_sha256", "model_name", "model_version", "text_column", "id_column")
 
 
-def _stamp(job: ScoringJob, model: ScoringModel, id_column: str | None) -> dict[str, Any]:
+def _stamp(
+    job: ScoringJob, model: ScoringModel, id_column: str | None, local_input: Path
+) -> dict[str, Any]:
     return {
-        "input_sha256": input_sha256(Path(job.input_path)),
+        "input_sha256": _input_sha256(local_input, job),
         "input_path": job.input_path,
         "relative_path": job.relative_path,
         "model_name": model.name,
@@ -52,39 +58,54 @@ def _stamp(job: ScoringJob, model: ScoringModel, id_column: str | None) -> dict[
     }
 
 
-def _existing_output_is_current(job: ScoringJob, stamp: dict[str, Any]) -> dict[str, Any] | None:
-    """The stats of an output already made from this input by this version, if there is one.
+def _input_sha256(local_input: Path, job: ScoringJob) -> str:
+    """sha256 of the input's bytes; a read error names the input."""
+    try:
+        return sha256_of_file(local_input)
+    except OSError as error:
+        raise InputFileError(f"{job.input_path}: cannot read the file: {error}") from error
+
+
+@dataclass(frozen=True)
+class _ExistingOutput:
+    exists: bool
+    current_stats: dict[str, Any] | None = None  # set when made from these bytes by this version
+
+
+def _existing_output(job: ScoringJob, output: Location, stamp: dict[str, Any]) -> _ExistingOutput:
+    """What is at the output path already: nothing, a current output, or the output of this
+    same input from other bytes or settings (to be scored again).
 
     An output made from a different input is never replaced: that would silently lose its rows.
     """
-    output_path = Path(job.output_path)
-    if not output_path.exists():
-        return None
-    existing = read_output_stamp(output_path)
+    if not output.exists():
+        return _ExistingOutput(exists=False)
+    existing = read_output_stamp(output)
     if existing is None:
         raise OutputConflictError(
-            f"{output_path} exists but was not written by review-scoring (or is unreadable); "
+            f"{output} exists but was not written by review-scoring (or is unreadable); "
             f"refusing to replace it with the predictions of {job.input_path}"
         )
     existing_stamp, existing_stats = existing
     if all(existing_stamp.get(key) == stamp[key] for key in _CURRENT_WHEN_EQUAL):
-        return existing_stats
+        return _ExistingOutput(exists=True, current_stats=existing_stats)
     if existing_stamp.get("input_path") != stamp["input_path"]:
         raise OutputConflictError(
-            f"{output_path} holds the predictions of {existing_stamp.get('input_path')}; "
+            f"{output} holds the predictions of {existing_stamp.get('input_path')}; "
             f"refusing to replace them with those of {job.input_path} (same relative path "
             f"{job.relative_path!r}). Score the two into different output roots, or score their "
             "common parent folder so that their paths differ"
         )
-    return None  # the same input, changed since (or scored with other columns): score it again
+    return _ExistingOutput(exists=True)  # the same input, changed since: score it again
 
 
-def _open_input(path: Path, job: ScoringJob) -> tuple[pq.ParquetFile, str | None]:
+def _open_input(local_input: Path, job: ScoringJob) -> tuple[pq.ParquetFile, str | None]:
     """The file, and the id column it will be read with (None: ids are made from row numbers)."""
+    path = job.input_path
     try:
         # pre_buffer (pyarrow's default) keeps every row group it has read buffered until the
         # reader is done, so memory would grow with the file; read one row group at a time.
-        parquet = pq.ParquetFile(path, pre_buffer=False)
+        parquet = pq.ParquetFile(local_input, pre_buffer=False)
     except (OSError, pa.ArrowException) as error:
         raise InputFileError(f"{path}: not a readable Parquet file: {error}") from error
     names = parquet.schema_arrow.names
@@ -102,6 +123,21 @@ def _open_input(path: Path, job: ScoringJob) -> tuple[pq.ParquetFile, str | None
     return parquet, job.id_column
 
 
+@contextlib.contextmanager
+def _local_input(job: ScoringJob) -> Iterator[Path]:
+    """The input on this machine's disk: itself, or a private copy of an object."""
+    location = Location.of(job.input_path)
+    if location.is_local:
+        yield location.local_path
+        return
+    remove_stale_files(location.staging_folder(), location.name)
+    try:
+        with location.local_copy() as copy:
+            yield copy
+    except FileNotFoundError as error:
+        raise InputFileError(f"{job.input_path}: the object is gone: {error}") from error
+
+
 @dataclass
 class _PreparedBatch:
     batch: pa.RecordBatch
@@ -113,7 +149,7 @@ class _PreparedBatch:
 
 
 def _read_batches(
-    parquet: pq.ParquetFile, path: Path, job: ScoringJob
+    parquet: pq.ParquetFile, path: str, job: ScoringJob
 ) -> Iterator[tuple[pa.RecordBatch, int]]:
     """Each record batch with the number of its first row."""
     first_row = 0
@@ -237,7 +273,7 @@ def _write_batches(
 
 
 def _file_result(
-    job: ScoringJob, outcome: Literal["scored", "skipped"], stats: dict[str, Any], seconds: float
+    job: ScoringJob, outcome: Literal["scored", "skipped"], stats: dict[str, Any], started: float
 ) -> FileResult:
     return FileResult(
         input_path=job.input_path,
@@ -250,7 +286,7 @@ def _file_result(
         score_counts=[int(count) for count in stats["score_counts"]],
         null_ids=int(stats.get("null_ids", 0)),
         duplicate_ids=int(stats.get("duplicate_ids", 0)),
-        seconds=round(seconds, 3),
+        seconds=round(time.perf_counter() - started, 3),
         input_sha256=str(stats["input_sha256"]),
     )
 
@@ -267,35 +303,65 @@ def score_file(
     where one is to blame) and OutputConflictError when the output holds another input's rows.
     """
     started = time.perf_counter()
-    input_path = Path(job.input_path)
     if model.name != job.model.name or model.version != job.model.version:
         raise ValueError(
             f"job is for {job.model.name} v{job.model.version} but the model given is "
             f"{model.name} v{model.version}"
         )
-    parquet, id_column = _open_input(input_path, job)
-    stamp = _stamp(job, model, id_column)
-    current = _existing_output_is_current(job, stamp)
-    if current is not None:
-        return _file_result(job, "skipped", current, time.perf_counter() - started)
+    output = Location.of(job.output_path)
+    with _local_input(job) as local_input:
+        parquet, id_column = _open_input(local_input, job)
+        stamp = _stamp(job, model, id_column, local_input)
+        existing = _existing_output(job, output, stamp)
+        if existing.current_stats is not None:
+            return _file_result(job, "skipped", existing.current_stats, started)
+        try:
+            stats = _score_into(
+                output, parquet, job, model, stamp, id_column, existing, clock, prefetch_batches
+            )
+        except FileExistsError:
+            # Another run published this output while this one scored it: if it is current,
+            # the rows are there exactly once; anything else is a conflict to be told about.
+            again = _existing_output(job, output, stamp)
+            if again.current_stats is None:
+                raise OutputConflictError(
+                    f"{output} was written by another run while this one scored "
+                    f"{job.input_path}, from other bytes or settings; score it again"
+                ) from None
+            return _file_result(job, "skipped", again.current_stats, started)
+    return _file_result(job, "scored", stats, started)
 
+
+def _score_into(
+    output: Location,
+    parquet: pq.ParquetFile,
+    job: ScoringJob,
+    model: ScoringModel,
+    stamp: dict[str, Any],
+    id_column: str | None,
+    existing: _ExistingOutput,
+    clock: Callable[[], datetime],
+    prefetch_batches: int,
+) -> dict[str, Any]:
+    """Write the scored rows of `parquet` to `output`; return the output's stats."""
     layout = output_layout(
         parquet.schema_arrow,
         (job.text_column,) + ((id_column,) if id_column else ()),
         json.dumps(stamp, sort_keys=True).encode(),
     )
-    output_path = Path(job.output_path)
-    remove_stale_temporaries(output_path)
-    with atomic_parquet_writer(output_path, layout.schema) as writer:
+    remove_stale_temporaries(output)
+    # A new output only where none is; an output of this same input from other bytes is
+    # replaced (the check above refused one of another input).
+    with atomic_parquet_writer(output, layout.schema, exclusive=not existing.exists) as writer:
         batches = prefetched(
-            _read_batches(parquet, input_path, job), _preparer(job, model), prefetch_batches
+            _read_batches(parquet, job.input_path, job), _preparer(job, model), prefetch_batches
         )
         tally = _write_batches(writer, batches, model, layout, job, id_column, clock)
         if tally.rows != parquet.metadata.num_rows:
             raise InputFileError(
-                f"{input_path}: read {tally.rows} rows but the footer says "
+                f"{job.input_path}: read {tally.rows} rows but the footer says "
                 f"{parquet.metadata.num_rows}"
             )
         stats = tally.stats(stamp["input_sha256"], ids_are_row_numbers=id_column is None)
         writer.add_key_value_metadata({STATS_KEY: json.dumps(stats, sort_keys=True).encode()})
-    return _file_result(job, "scored", stats, time.perf_counter() - started)
+    return stats

@@ -3,20 +3,20 @@
 An output mirrors its input's path under the input root (tasks.parquet_files finds both), so
 partitions stay partitions and no two inputs share an output. Hive partition folders
 (`day=2026-11-28`) at the end of the input path are kept in that relative path, so scoring one
-night's partition writes where scoring the whole dataset would.
+night's partition writes where scoring the whole dataset would. Inputs and outputs may each be
+on the local disk or in object storage (model_store/storage.py).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import date
-from pathlib import Path
 
-from model_store import sha256_of_file
-from tasks.parquet_files import IGNORED_PREFIXES, find_parquet_files
+from model_store.storage import Location
+from tasks.parquet_files import IGNORED_PREFIXES, find_parquet_files, relative_path
 from tasks.scoring.records import (
     DEFAULT_BATCH_SIZE,
-    InputFileError,
     ResolvedModel,
     ScoringError,
     ScoringJob,
@@ -25,36 +25,31 @@ from tasks.scoring.records import (
 
 __all__ = [
     "check_paths_do_not_overlap",
-    "input_sha256",
     "output_dir_for",
     "partition_input_path",
     "plan_jobs",
 ]
 
 
-def _contains(folder: Path, path: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
-def check_paths_do_not_overlap(input_root: Path, inputs: Sequence[Path], output_root: Path) -> None:
+def check_paths_do_not_overlap(
+    input_root: Location, inputs: Sequence[Location], output_root: Location
+) -> None:
     """Refuse an output root inside the input root, or one that holds the inputs."""
-    if output_root.exists() and not output_root.is_dir():
+    if output_root.is_local and output_root.exists() and not output_root.is_dir():
         raise NotADirectoryError(f"output_root: {output_root} exists and is not a folder")
-    output = output_root.resolve()
-    root = input_root.resolve()
-    if _contains(root, output) or _contains(output, root):
+    if input_root.contains(output_root) or output_root.contains(input_root):
         raise ScoringError(
             f"input root {input_root} and output root {output_root} overlap; "
             "choose an output root outside the input folder"
         )
-    for path in inputs:
-        if _contains(output, path.resolve()):
-            raise ScoringError(f"input file {path} lies inside the output root {output_root}")
+    for location in inputs:
+        if output_root.contains(location):
+            raise ScoringError(f"input file {location} lies inside the output root {output_root}")
 
 
-def output_dir_for(output_root: Path, model_name: str, version: int) -> Path:
+def output_dir_for(output_root: Location, model_name: str, version: int) -> Location:
     """<output root>/<model name>/v<N>/, as docs/design.md fixes it."""
-    return output_root / model_name / f"v{version}"
+    return output_root.joinpath(model_name, f"v{version}")
 
 
 def partition_input_path(input_path: str, partition: str, scheduled_date: date) -> str:
@@ -69,15 +64,16 @@ def partition_input_path(input_path: str, partition: str, scheduled_date: date) 
         raise ScoringError(
             f"partition: {partition!r} is not a template with only {{scheduled_date}} in it"
         ) from error
-    path = Path(input_path) / folder_name
-    if not path.exists():
+    parent = Location.of(input_path, "input_path")
+    location = parent.joinpath(folder_name)
+    if not location.exists():
         present = (
-            sorted(
-                child.name
-                for child in Path(input_path).iterdir()
-                if child.is_dir() and not child.name.startswith(IGNORED_PREFIXES)
-            )
-            if Path(input_path).is_dir()
+            [
+                name
+                for name, is_folder in parent.child_names()
+                if is_folder and not name.startswith(IGNORED_PREFIXES)
+            ]
+            if parent.is_dir()
             else []
         )
         latest = f"; the latest there is {present[-1]}" if present else ""
@@ -85,12 +81,12 @@ def partition_input_path(input_path: str, partition: str, scheduled_date: date) 
             f"partition: {folder_name} not found under {input_path} "
             f"(scheduled date {scheduled_date.isoformat()}){latest}"
         )
-    return str(path)
+    return location.uri
 
 
 def plan_jobs(
     input_path: str,
-    output_root: Path,
+    output_root: str | os.PathLike[str],
     model: ResolvedModel,
     text_column: str = "text",
     id_column: str | None = None,
@@ -101,16 +97,17 @@ def plan_jobs(
         input_root, inputs, skipped = find_parquet_files(input_path)
     except ValueError as error:
         raise ScoringError(str(error)) from error
-    check_paths_do_not_overlap(input_root, inputs, output_root)
-    output_dir = output_dir_for(output_root.absolute(), model.name, model.version)
+    output_location = Location.of(output_root, "output_root")
+    check_paths_do_not_overlap(input_root, inputs, output_location)
+    output_dir = output_dir_for(output_location, model.name, model.version)
     jobs = []
-    for path in inputs:
-        relative = path.absolute().relative_to(input_root).as_posix()
+    for location in inputs:
+        relative = relative_path(input_root, location)
         jobs.append(
             ScoringJob(
-                input_path=str(path.absolute()),
+                input_path=location.uri,
                 relative_path=relative,
-                output_path=str(output_dir / relative),
+                output_path=output_dir.joinpath(relative).uri,
                 model=model,
                 text_column=text_column,
                 id_column=id_column,
@@ -118,13 +115,5 @@ def plan_jobs(
             )
         )
     return ScoringPlan(
-        input_root=str(input_root), output_dir=str(output_dir), jobs=jobs, skipped=skipped
+        input_root=input_root.uri, output_dir=output_dir.uri, jobs=jobs, skipped=skipped
     )
-
-
-def input_sha256(path: Path) -> str:
-    """sha256 of an input file; a read error names the file."""
-    try:
-        return sha256_of_file(path)
-    except OSError as error:
-        raise InputFileError(f"{path}: cannot read the file: {error}") from error

@@ -7,12 +7,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from model_store import ModelStore
+from model_store.storage import Location
 from tasks.evaluation import HISTOGRAM_BINS
 from tasks.scoring.records import DEFAULT_BATCH_SIZE, ResolvedModel, ScoringError
 from tasks.text import Vocabulary
@@ -189,13 +189,13 @@ def _register_project_layers() -> None:
 
 def load_scoring_model(model: ResolvedModel) -> ScoringModel:
     """Load a resolved version once per process (checksums checked, Keras safe mode)."""
-    key = (str(Path(model.store_root).resolve()), model.name, model.version)
+    key = (Location.of(model.store_root).uri, model.name, model.version)
     with _loaded_models_lock:
         if key in _loaded_models:
             _loaded_models.move_to_end(key)
             return _loaded_models[key]
         _register_project_layers()
-        loaded = ModelStore(Path(model.store_root)).load(model.name, model.version)
+        loaded = ModelStore(model.store_root).load(model.name, model.version)
         prepare, predict_prepared = scoring_steps(loaded.model)
         scoring_model = ScoringModel(
             name=model.name,
@@ -222,7 +222,7 @@ def parse_model_ref(model_ref: str | int) -> str | int:
 
 def resolve_model(store_root: str, name: str, model_ref: str | int) -> ResolvedModel:
     """The version `model_ref` names now, with its files' checksums verified."""
-    store = ModelStore(Path(store_root))
+    store = ModelStore(store_root)
     version = store.resolve(name, parse_model_ref(model_ref))
     _register_project_layers()
     store.verify(name, version)
@@ -235,7 +235,7 @@ def resolve_model(store_root: str, name: str, model_ref: str | int) -> ResolvedM
         and all(isinstance(share, int | float) for share in histogram)
     )
     return ResolvedModel(
-        store_root=str(Path(store_root).absolute()),  # workers may run elsewhere than here
+        store_root=store.root,  # absolute or a URI: workers may run elsewhere than here
         name=name,
         version=version,
         test_score_histogram=[float(share) for share in histogram] if valid_histogram else None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -72,7 +71,7 @@ def plan_task(
     skipped."""
     if partition:
         input_path = partition_input_path(input_path, partition, scheduled_date or date.today())
-    plan = plan_jobs(input_path, Path(output_root), model, text_column, id_column, batch_size)
+    plan = plan_jobs(input_path, output_root, model, text_column, id_column, batch_size)
     logger = get_run_logger()
     logger.info("%d input file(s) under %s", len(plan.jobs), plan.input_root)
     if plan.skipped:
