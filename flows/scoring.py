@@ -9,7 +9,7 @@ from datetime import timezone as dt_timezone
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
@@ -22,9 +22,11 @@ from tasks.scoring import (
     DEFAULT_BATCH_SIZE,
     FileFailure,
     FileResult,
+    ResolvedModel,
     ScoringJob,
     ScoringSummary,
 )
+from tasks.scoring.model import preload_version
 from tasks.scoring.tasks import (
     mark_complete_task,
     plan_task,
@@ -34,7 +36,17 @@ from tasks.scoring.tasks import (
     summarize_task,
 )
 
-__all__ = ["ScoreParams", "ScoringFailedError", "build_task_runner", "run_scoring", "score_flow"]
+__all__ = [
+    "ScoreParams",
+    "ScoringFailedError",
+    "build_task_runner",
+    "load_on_workers",
+    "run_scoring",
+    "score_flow",
+]
+
+# What each Dask worker imports as it starts (tasks/scoring/worker.py).
+WORKER_PRELOAD = "tasks.scoring.worker"
 
 
 class ScoreParams(BaseModel):
@@ -96,7 +108,8 @@ class ScoreParams(BaseModel):
     task_runner: Literal["threads", "dask", "local-dask"] = Field(
         default="threads",
         description="threads: in this process; dask: the cluster at dask_address; "
-        "local-dask: a local Dask cluster of max_concurrent_files worker processes",
+        "local-dask: a Dask cluster of one worker process on this machine, scoring "
+        "max_concurrent_files files at a time",
     )
     dask_address: str | None = Field(
         default=None, description="Dask scheduler address, e.g. tcp://scheduler:8786"
@@ -148,20 +161,43 @@ def build_task_runner(params: ScoreParams) -> TaskRunner[Any]:
 
     if params.task_runner == "dask":
         return DaskTaskRunner(address=params.dask_address)
-    # One single-threaded worker process per concurrent file: TF uses the cores inside each.
+    # One worker process, as one machine of a cluster runs: one TensorFlow runtime and one
+    # loaded model shared by its files, where a process per file would load and compile each
+    # and contend for the cores (bench/bench_distributed.py measures both).
     return DaskTaskRunner(
         cluster_kwargs={
-            "n_workers": params.max_concurrent_files,
-            "threads_per_worker": 1,
+            "n_workers": 1,
+            "threads_per_worker": params.max_concurrent_files,
             "processes": True,
+            "preload": [WORKER_PRELOAD],
         }
+    )
+
+
+def load_on_workers(runner: TaskRunner[Any], model: ResolvedModel) -> None:
+    """On a Dask cluster, every worker loads the version (checksums, Keras safe mode) before any
+    file is sent: in parallel, once per worker process, and a version that does not load fails
+    the run here. The threads runner loaded it in this process already."""
+    from prefect_dask import DaskTaskRunner
+
+    if not isinstance(runner, DaskTaskRunner):
+        return
+    started = time.perf_counter()
+    loads = runner.client.run(preload_version, model)
+    get_run_logger().info(
+        "%d Dask worker(s) hold %s v%d, loaded in %.1fs",
+        len(loads),
+        model.name,
+        model.version,
+        time.perf_counter() - started,
     )
 
 
 def score_files(
     jobs: list[ScoringJob], runner: TaskRunner[Any], max_in_flight: int
 ) -> tuple[list[FileResult], list[FileFailure], float]:
-    """Run one score-file task per file, at most max_in_flight at once, tracking progress.
+    """Run one score-file task per file on the (entered) runner, at most max_in_flight at once,
+    tracking progress.
 
     A file that fails is recorded and the others go on; the flow decides what that means.
     """
@@ -174,36 +210,33 @@ def score_files(
     failures: list[FileFailure] = []
     waiting = deque(jobs)
     in_flight: dict[PrefectFuture[FileResult], ScoringJob] = {}
-    with runner:
-        while waiting or in_flight:
-            while waiting and len(in_flight) < max_in_flight:
-                job = waiting.popleft()
-                in_flight[runner.submit(score_file_task, {"job": job})] = job
-            future = next(as_completed(list(in_flight)))
-            job = in_flight.pop(future)
-            try:
-                results.append(future.result())
-            except Exception as error:  # the task's own failure: recorded, not fatal to others
-                # Shown in the UI and alerts: the path under the input root, not where data lives.
-                message = f"{type(error).__name__}: {error}".replace(
-                    job.input_path, job.relative_path
+    while waiting or in_flight:
+        while waiting and len(in_flight) < max_in_flight:
+            job = waiting.popleft()
+            in_flight[runner.submit(score_file_task, {"job": job})] = job
+        future = next(as_completed(list(in_flight)))
+        job = in_flight.pop(future)
+        try:
+            results.append(future.result())
+        except Exception as error:  # the task's own failure: recorded, not fatal to others
+            # Shown in the UI and alerts: the path under the input root, not where data lives.
+            message = f"{type(error).__name__}: {error}".replace(job.input_path, job.relative_path)
+            failures.append(
+                FileFailure(
+                    input_path=job.input_path,
+                    relative_path=job.relative_path,
+                    output_path=job.output_path,
+                    error=message,
                 )
-                failures.append(
-                    FileFailure(
-                        input_path=job.input_path,
-                        relative_path=job.relative_path,
-                        output_path=job.output_path,
-                        error=message,
-                    )
-                )
-            done = len(results) + len(failures)
-            skipped = sum(result.outcome == "skipped" for result in results)
-            update_progress_artifact(
-                progress_id,
-                progress=100.0 * done / total,
-                description=f"{done} of {total} files ({done - skipped - len(failures)} scored, "
-                f"{skipped} skipped, {len(failures)} failed)",
             )
+        done = len(results) + len(failures)
+        skipped = sum(result.outcome == "skipped" for result in results)
+        update_progress_artifact(
+            progress_id,
+            progress=100.0 * done / total,
+            description=f"{done} of {total} files ({done - skipped - len(failures)} scored, "
+            f"{skipped} skipped, {len(failures)} failed)",
+        )
     results.sort(key=lambda result: result.input_path)
     failures.sort(key=lambda failure: failure.input_path)
     return results, failures, time.perf_counter() - started
@@ -245,7 +278,9 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
     input_path, output_root = settings.input_dir, settings.output_dir
     run_date = scheduled_date(params.timezone) if params.partition else None
     try:
-        model = resolve_model_task(store_root, model_name, params.model_ref)
+        model = resolve_model_task(
+            store_root, model_name, params.model_ref, load_here=params.task_runner == "threads"
+        )
         plan = plan_task(
             input_path,
             output_root,
@@ -258,9 +293,13 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
         )
     except EXPECTED_ERRORS as error:
         return fail_run(error)
-    results, failures, seconds = score_files(
-        plan.jobs, build_task_runner(params), params.max_concurrent_files
-    )
+    runner = build_task_runner(params)
+    with runner:
+        try:
+            load_on_workers(runner, model)
+        except EXPECTED_ERRORS as error:
+            return fail_run(error)
+        results, failures, seconds = score_files(plan.jobs, runner, params.max_concurrent_files)
     completed = mark_complete_task(results, failures, model)
     summary = summarize_task(
         model, plan, results, failures, seconds, params.drift_threshold, completed

@@ -297,7 +297,12 @@ def test_params_are_checked_and_runners_built() -> None:
     assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == 3
     local = build_task_runner(ScoreParams(task_runner="local-dask", max_concurrent_files=2))
     assert isinstance(local, DaskTaskRunner)
-    assert local.cluster_kwargs == {"n_workers": 2, "threads_per_worker": 1, "processes": True}
+    assert local.cluster_kwargs == {
+        "n_workers": 1,
+        "threads_per_worker": 2,
+        "processes": True,
+        "preload": ["tasks.scoring.worker"],
+    }
     remote = build_task_runner(ScoreParams(task_runner="dask", dask_address="tcp://h:8786"))
     assert remote.address == "tcp://h:8786"
     schema = ScoreParams.model_json_schema()["properties"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model_store import ModelStore
+from model_store import ModelStore, check_keras_archive
 from model_store.storage import Location
 from tasks.evaluation import HISTOGRAM_BINS
 from tasks.scoring.records import DEFAULT_BATCH_SIZE, ResolvedModel, ScoringError
@@ -27,6 +27,7 @@ __all__ = [
     "keras_predictor",
     "load_scoring_model",
     "parse_model_ref",
+    "preload_version",
     "resolve_model",
     "scoring_steps",
     "sparse_bag_predictor",
@@ -179,6 +180,8 @@ def scoring_steps(
 
 _loaded_models: OrderedDict[tuple[str, str, int], ScoringModel] = OrderedDict()
 _loaded_models_lock = threading.Lock()
+# How often this process loaded each version: once, unless it was evicted and needed again.
+_loads: dict[tuple[str, str, int], int] = {}
 
 
 def _register_project_layers() -> None:
@@ -205,9 +208,18 @@ def load_scoring_model(model: ResolvedModel) -> ScoringModel:
             prepare=prepare,
         )
         _loaded_models[key] = scoring_model
+        _loads[key] = _loads.get(key, 0) + 1
         while len(_loaded_models) > LOADED_MODELS_KEPT:
             _loaded_models.popitem(last=False)
         return scoring_model
+
+
+def preload_version(model: ResolvedModel) -> dict[str, int]:
+    """Load a version in this process unless it is loaded already (a Dask worker's warm-up,
+    before any file is sent to it); how often this process has loaded each version, as
+    {"<store>/<name>/v<N>": loads}."""
+    load_scoring_model(model)
+    return {f"{root}/{name}/v{version}": count for (root, name, version), count in _loads.items()}
 
 
 def parse_model_ref(model_ref: str | int) -> str | int:
@@ -220,12 +232,16 @@ def parse_model_ref(model_ref: str | int) -> str | int:
     return int(text) if text.isascii() and text.isdigit() else text
 
 
-def resolve_model(store_root: str, name: str, model_ref: str | int) -> ResolvedModel:
-    """The version `model_ref` names now, with its files' checksums verified."""
-    store = ModelStore(store_root)
+def resolve_model(
+    store_root: str, name: str, model_ref: str | int, *, verify: bool = True
+) -> ResolvedModel:
+    """The version `model_ref` names now, with its files' checksums verified (without Keras:
+    loading the version checks it loads in safe mode) unless `verify` is False, for a caller
+    that loads it at once (loading verifies the checksums too)."""
+    store = ModelStore(store_root, check_model=check_keras_archive)
     version = store.resolve(name, parse_model_ref(model_ref))
-    _register_project_layers()
-    store.verify(name, version)
+    if verify:
+        store.verify(name, version)
     metrics = store.manifest(name, version).get("metrics") or {}
     histogram = metrics.get("test_score_histogram")
     positive_rate = metrics.get("test_positive_rate")

@@ -42,10 +42,15 @@ __all__ = [
     retry_delay_seconds=RETRY_DELAY_SECONDS,
     retry_condition_fn=is_transient,
 )
-def resolve_model_task(store_root: str, name: str, model_ref: str) -> ResolvedModel:
-    """Resolve the version or alias once, verify its files and load it, before any input."""
-    model = resolve_model(store_root, name, model_ref)
-    load_scoring_model(model)  # safe mode, once; the file tasks in this process reuse it
+def resolve_model_task(
+    store_root: str, name: str, model_ref: str, load_here: bool = True
+) -> ResolvedModel:
+    """Resolve the version or alias once and check it, before any input: loaded here (checksums,
+    Keras safe mode) when this process scores the files, which reuse it; else its checksums only,
+    without importing Keras (each Dask worker loads it, in safe mode, before any file)."""
+    model = resolve_model(store_root, name, model_ref, verify=not load_here)
+    if load_here:
+        load_scoring_model(model)
     get_run_logger().info("scoring with %s v%d (asked for %r)", name, model.version, model_ref)
     return model
 

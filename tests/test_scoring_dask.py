@@ -1,0 +1,155 @@
+"""A Dask cluster scores from object storage and writes there: real `dask scheduler` and
+`dask worker` processes on loopback (started as the README tells a user to), the loopback S3
+server (tests/s3_support.py) holding the reviews, the model store and the predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.scoring import run_scoring
+from tasks.scoring import ResolvedModel
+from tasks.scoring.model import preload_version
+from tests.conftest import TINY_MODEL_NAME
+from tests.scoring_support import write_reviews
+from tests.test_scoring_s3 import params_for, read_predictions, s3_store, upload
+
+s3_store = s3_store  # the fixture, shared with test_scoring_s3
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+WORKERS = 2
+# `dask scheduler` and `dask worker`, from this interpreter's environment.
+DASK_SCHEDULER = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+DASK_WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
+FILES, ROWS_PER_FILE = 4, 300
+
+
+@pytest.fixture
+def dask_cluster(prefect_api: None, s3_bucket: str, tmp_path: Path) -> Iterator[str]:
+    """A scheduler and two single-threaded workers, each its own process with the project's
+    preload, reaching the Prefect API and the S3 server through their environment only."""
+    from prefect.settings import PREFECT_API_URL
+
+    environment = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PYTHONPATH": str(REPOSITORY),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    scheduler_file = tmp_path / "scheduler.json"
+    processes = [
+        subprocess.Popen(
+            [
+                *DASK_SCHEDULER,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for _ in range(WORKERS):
+            processes.append(
+                subprocess.Popen(
+                    [
+                        *DASK_WORKER,
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--host",
+                        "127.0.0.1",
+                        "--dashboard-address",
+                        "127.0.0.1:0",
+                        "--preload",
+                        "tasks.scoring.worker",
+                    ],
+                    env=environment,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(WORKERS, timeout=180)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def write_lake(tmp_path: Path, bucket: str) -> list[str]:
+    for number in range(FILES):
+        write_reviews(
+            tmp_path / "lake" / f"day={number}" / "data_0.parquet", rows=ROWS_PER_FILE, seed=number
+        )
+    upload(tmp_path / "lake", f"{bucket}/lake")
+    return [f"data_0/{row}" for _ in range(FILES) for row in range(ROWS_PER_FILE)]
+
+
+def test_an_external_dask_cluster_scores_from_and_to_object_storage_loading_once_per_worker(
+    dask_cluster: str, s3_bucket: str, s3_store: str, tmp_path: Path
+) -> None:
+    expected = write_lake(tmp_path, s3_bucket)
+    params = params_for(
+        s3_bucket,
+        f"{s3_bucket}/lake",
+        task_runner="dask",
+        dask_address=dask_cluster,
+        max_concurrent_files=WORKERS,
+    )
+    summary = run_scoring(params)
+    assert (summary.files_scored, summary.rows_scored) == (FILES, FILES * ROWS_PER_FILE)
+    table = read_predictions(summary.output_dir)
+    assert sorted(table.column("review_id").to_pylist()) == sorted(expected)  # exactly once
+    assert sorted(set(table.column("day").to_pylist())) == list(range(FILES))
+
+    # Each worker process loaded the version once, for all the files it scored.
+    from distributed import Client
+
+    model = ResolvedModel(store_root=s3_store, name=TINY_MODEL_NAME, version=1)
+    with Client(dask_cluster) as client:
+        loads = client.run(preload_version, model)
+    key = f"{s3_store}/{TINY_MODEL_NAME}/v1"
+    assert [counts[key] for counts in loads.values()] == [1] * WORKERS, loads
+
+    again = run_scoring(params)  # a rerun on the same long-lived workers: nothing new
+    assert (again.files_scored, again.files_skipped) == (0, FILES)
+
+
+def test_the_local_dask_runner_scores_from_and_to_object_storage(
+    prefect_api: None, s3_bucket: str, s3_store: str, tmp_path: Path
+) -> None:
+    expected = write_lake(tmp_path, s3_bucket)
+    summary = run_scoring(
+        params_for(s3_bucket, f"{s3_bucket}/lake", task_runner="local-dask", max_concurrent_files=2)
+    )
+    assert summary.files_scored == FILES
+    table = read_predictions(summary.output_dir)
+    assert sorted(table.column("review_id").to_pylist()) == sorted(expected)
