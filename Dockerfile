@@ -19,7 +19,7 @@ COPY tasks/ tasks/
 COPY model_store/ model_store/
 # On linux/amd64 the project's dependency markers choose tensorflow-cpu (no CUDA libraries).
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir ".[dask]"
+    && /opt/venv/bin/pip install --no-cache-dir ".[dask,s3]"
 
 # --- runtime: the virtual environment, the flow sources, writable state only where it belongs -----
 FROM ${PYTHON_IMAGE} AS runtime

@@ -47,6 +47,7 @@ lint: venv
 bench: venv
 	$(BIN)/python bench/bench_training.py --data ../shared/data/imdb
 	$(BIN)/python bench/bench_scoring.py --data-dir ../shared/data/imdb
+	$(BIN)/python bench/bench_distributed.py --data-dir ../shared/data/imdb
 
 # A local Prefect server and UI on $(SERVER_URL), its SQLite under .prefect/. Every address it
 # hands out comes from PREFECT_PORT, whatever PREFECT_API_URL the shell holds: the API the UI calls

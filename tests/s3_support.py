@@ -4,6 +4,11 @@ patched in the test process; the client finds the server and its credentials the
 in production, through AWS_* environment variables.
 
 Every test gets a bucket of its own, so tests sharing the server never see each other's objects.
+
+moto checks a conditional write (If-None-Match, If-Match) and then writes, in two steps, so two
+threads of its server can both pass the check; S3 does both at once. The server here therefore
+takes writes one at a time (reads stay concurrent), which is what the store's compare-and-set
+relies on from a real S3.
 """
 
 from __future__ import annotations
@@ -52,10 +57,10 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def running_s3_server() -> Iterator[S3Server]:
-    """Start `moto_server` on a free loopback port; stop it afterwards."""
+    """Start moto's server on a free loopback port; stop it afterwards."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, __file__, str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -64,13 +69,13 @@ def running_s3_server() -> Iterator[S3Server]:
         deadline = time.monotonic() + _STARTUP_SECONDS
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {process.returncode}")
+                raise RuntimeError(f"the S3 server exited with {process.returncode}")
             try:
                 with urllib.request.urlopen(endpoint + "/moto-api/", timeout=2):
                     break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"moto_server did not answer on {endpoint}") from None
+                    raise TimeoutError(f"the S3 server did not answer on {endpoint}") from None
                 time.sleep(0.1)
         yield S3Server(endpoint, process)
     finally:
@@ -96,3 +101,36 @@ def new_bucket(prefix: str = "test") -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:12]}"
     s3fs.S3FileSystem(skip_instance_cache=True).mkdir(name)
     return f"s3://{name}"
+
+
+def _serve(port: int) -> None:
+    """moto's server (as `python -m moto.server` runs it), taking one write at a time."""
+    import threading
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import run_simple
+
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    writes = threading.Lock()
+
+    def one_write_at_a_time(environ: dict, start_response: object) -> list[bytes]:
+        if environ["REQUEST_METHOD"] in ("GET", "HEAD"):
+            return moto_app(environ, start_response)
+        with writes:
+            return list(moto_app(environ, start_response))
+
+    run_simple(
+        "127.0.0.1",
+        port,
+        one_write_at_a_time,
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))

@@ -269,7 +269,15 @@ PROMOTER = """
 def test_concurrent_promotions_crown_the_best_version_and_record_each_move(
     tmp_path: Path, tiny_model_file: Path
 ) -> None:
-    root = tmp_path / "models"
+    promote_concurrently(tmp_path / "models", PROMOTER, tmp_path, tiny_model_file)
+
+
+def promote_concurrently(
+    root: Path | str, promoter: str, tmp_path: Path, tiny_model_file: Path
+) -> None:
+    """Versions of different accuracies promoted at once, each by its own process: the best one
+    ends champion, and every move in the history was to a better model than the one it
+    replaced. Shared with the object storage test."""
     store = ModelStore(root)
     accuracy_of = {
         register(store, tiny_model_file, metrics={"test_accuracy": accuracy}).version: accuracy
@@ -278,7 +286,7 @@ def test_concurrent_promotions_crown_the_best_version_and_record_each_move(
     go_file = tmp_path / "go"
     ready_files = {version: tmp_path / f"ready-{version}" for version in accuracy_of}
     promoters = {
-        version: start_child(PROMOTER, root, version, ready_file, go_file)
+        version: start_child(promoter, root, version, ready_file, go_file)
         for version, ready_file in ready_files.items()
     }
     wait_for_files(list(ready_files.values()))

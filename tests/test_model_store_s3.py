@@ -5,7 +5,6 @@ processes. The same rules as in a folder, kept without renames or locks (model_s
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -35,6 +34,7 @@ from tests.test_model_store import (
     start_child,
     wait_for_files,
 )
+from tests.test_model_store_aliases import promote_concurrently
 
 tiny_model_file = shared.tiny_model_file
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -197,37 +197,12 @@ PROMOTER = """
     decision = store.promote("imdb-sentiment", int(version))
     print(json.dumps([decision.promote, decision.previous_champion]))
 """
-PROMOTION_ACCURACIES = (0.80, 0.86, 0.83, 0.90, 0.84, 0.88)
 
 
 def test_concurrent_promotions_in_object_storage_crown_the_best_version(
     s3_bucket: str, tmp_path: Path, tiny_model_file: Path
 ) -> None:
-    root = f"{s3_bucket}/models"
-    store = ModelStore(root)
-    accuracy_of = {
-        register(store, tiny_model_file, metrics={"test_accuracy": accuracy}).version: accuracy
-        for accuracy in PROMOTION_ACCURACIES
-    }
-    go_file = tmp_path / "go"
-    ready_files = {version: tmp_path / f"ready-{version}" for version in accuracy_of}
-    promoters = {
-        version: start_child(PROMOTER, root, version, ready_file, go_file)
-        for version, ready_file in ready_files.items()
-    }
-    wait_for_files(list(ready_files.values()))
-    go_file.touch()
-    decisions = {version: json.loads(finish(child)) for version, child in promoters.items()}
-
-    best = max(accuracy_of, key=accuracy_of.__getitem__)
-    assert store.aliases(MODEL_NAME) == {"champion": best}
-    history = store.alias_history(MODEL_NAME, "champion")
-    promoted = [version for version, (promote, _) in decisions.items() if promote]
-    assert sorted(history) == sorted(promoted)  # each promotion is one move in the history
-    accuracies = [accuracy_of[version] for version in history]
-    assert accuracies == sorted(set(accuracies))  # every move was to a better model
-    # Each promoter compared against the champion it replaced: no two beat the same one.
-    assert [decisions[version][1] for version in history] == [None, *history[:-1]]
+    promote_concurrently(f"{s3_bucket}/models", PROMOTER, tmp_path, tiny_model_file)
 
 
 def test_corrupt_objects_are_refused_and_a_damaged_alias_log_is_repaired(

@@ -5,11 +5,7 @@ server (tests/s3_support.py) holding the reviews, the model store and the predic
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +15,7 @@ from flows.scoring import run_scoring
 from tasks.scoring import ResolvedModel
 from tasks.scoring.model import preload_version
 from tests.conftest import TINY_MODEL_NAME
+from tests.dask_support import running_dask_cluster
 from tests.scoring_support import write_reviews
 from tests.test_scoring_s3 import params_for, read_predictions, s3_store, upload
 
@@ -26,16 +23,12 @@ s3_store = s3_store  # the fixture, shared with test_scoring_s3
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 WORKERS = 2
-# `dask scheduler` and `dask worker`, from this interpreter's environment.
-DASK_SCHEDULER = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-DASK_WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
 FILES, ROWS_PER_FILE = 4, 300
 
 
 @pytest.fixture
 def dask_cluster(prefect_api: None, s3_bucket: str, tmp_path: Path) -> Iterator[str]:
-    """A scheduler and two single-threaded workers, each its own process with the project's
-    preload, reaching the Prefect API and the S3 server through their environment only."""
+    """A scheduler and two single-threaded workers, each its own process."""
     from prefect.settings import PREFECT_API_URL
 
     environment = {
@@ -44,64 +37,8 @@ def dask_cluster(prefect_api: None, s3_bucket: str, tmp_path: Path) -> Iterator[
         "PYTHONPATH": str(REPOSITORY),
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
-    scheduler_file = tmp_path / "scheduler.json"
-    processes = [
-        subprocess.Popen(
-            [
-                *DASK_SCHEDULER,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--dashboard-address",
-                "127.0.0.1:0",
-                "--scheduler-file",
-                str(scheduler_file),
-            ],
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            assert time.monotonic() < deadline, "the scheduler did not start"
-            time.sleep(0.1)
-        address = json.loads(scheduler_file.read_text())["address"]
-        for _ in range(WORKERS):
-            processes.append(
-                subprocess.Popen(
-                    [
-                        *DASK_WORKER,
-                        address,
-                        "--nthreads",
-                        "1",
-                        "--host",
-                        "127.0.0.1",
-                        "--dashboard-address",
-                        "127.0.0.1:0",
-                        "--preload",
-                        "tasks.scoring.worker",
-                    ],
-                    env=environment,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-        from distributed import Client
-
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(WORKERS, timeout=180)
+    with running_dask_cluster(WORKERS, 1, environment, tmp_path) as address:
         yield address
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def write_lake(tmp_path: Path, bucket: str) -> list[str]:
