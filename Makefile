@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 # Local runs keep Prefect's SQLite database and settings inside the project.
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+# A new SQLite database is migrated as the embedded server starts: over Prefect's 20 s on 2 cores.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 DATA ?=
