@@ -71,12 +71,12 @@ def child_filesystems(arguments: argparse.Namespace) -> dict[str, Any]:
     import s3fs
 
     key = arguments.params  # bucket/key of one input
-    size = s3fs.S3FileSystem().info(key)["size"]
+    fsspec_s3 = s3fs.S3FileSystem(skip_instance_cache=True)
+    size = fsspec_s3.info(key)["size"]
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     arrow_s3 = pyarrow.fs.S3FileSystem(
         endpoint_override=endpoint, scheme="http", region="us-east-1", allow_bucket_creation=False
     )
-    fsspec_s3 = s3fs.S3FileSystem(skip_instance_cache=True)
     results: dict[str, Any] = {"bytes": size}
 
     def best_of(rounds: int, action: Any) -> float:
@@ -182,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from bench_scoring import register_recipe_model, write_input
-    from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
+    from tests.dask_support import cluster_environment
     from tests.s3_support import new_bucket, running_s3_server
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -208,12 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         server = stack.enter_context(running_s3_server())
         os.environ.update(server.environment())
         stack.enter_context(prefect_test_harness(server_startup_timeout=180))
-        environment = {
-            **os.environ,
-            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-            "PYTHONPATH": str(REPOSITORY),
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-        }
+        environment = cluster_environment()
         inputs = scratch / "inputs"
         inputs.mkdir()
         for number in range(arguments.files):
@@ -223,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
         s3 = s3fs.S3FileSystem()
         for path in sorted(inputs.iterdir()):
-            s3.put_file(str(path), f"{bucket[5:]}/inputs/{path.name}")
+            s3.put_file(str(path), f"{bucket}/inputs/{path.name}")
         register_recipe_model(scratch / "models", data_dir)
         register_recipe_model(f"{bucket}/models", data_dir)  # type: ignore[arg-type]
         storages = {
@@ -274,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                             max_concurrent_files=workers * threads,
                         )
         results["filesystems"] = run_child(
-            "filesystems", f"{bucket[5:]}/inputs/part0.parquet", environment
+            "filesystems", f"{bucket.removeprefix('s3://')}/inputs/part0.parquet", environment
         )
     print_summary(results)
     if arguments.json:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -17,6 +18,20 @@ from pathlib import Path
 DASK_SCHEDULER = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
 DASK_WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
 _LOOPBACK = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def cluster_environment() -> dict[str, str]:
+    """This process's environment for a scheduler, its workers and other processes of a run: the
+    Prefect API this process uses, and the project importable."""
+    from prefect.settings import PREFECT_API_URL
+
+    return {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PYTHONPATH": str(REPOSITORY),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
 
 
 @contextlib.contextmanager

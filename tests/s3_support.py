@@ -21,8 +21,9 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 ACCESS_KEY_ID = "review-scoring-test"
 # A secret the tests look for in logs and records, where it must never appear.
@@ -117,7 +118,7 @@ def _serve(port: int) -> None:
     moto_app = DomainDispatcherApplication(create_backend_app)
     writes = threading.Lock()
 
-    def one_write_at_a_time(environ: dict, start_response: object) -> list[bytes]:
+    def one_write_at_a_time(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ["REQUEST_METHOD"] in ("GET", "HEAD"):
             return moto_app(environ, start_response)
         with writes:

@@ -5,7 +5,6 @@ server (tests/s3_support.py) holding the reviews, the model store and the predic
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,13 +14,12 @@ from flows.scoring import run_scoring
 from tasks.scoring import ResolvedModel
 from tasks.scoring.model import preload_version
 from tests.conftest import TINY_MODEL_NAME
-from tests.dask_support import running_dask_cluster
+from tests.dask_support import cluster_environment, running_dask_cluster
 from tests.scoring_support import write_reviews
 from tests.test_scoring_s3 import params_for, read_predictions, s3_store, upload
 
 s3_store = s3_store  # the fixture, shared with test_scoring_s3
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 WORKERS = 2
 FILES, ROWS_PER_FILE = 4, 300
 
@@ -29,15 +27,7 @@ FILES, ROWS_PER_FILE = 4, 300
 @pytest.fixture
 def dask_cluster(prefect_api: None, s3_bucket: str, tmp_path: Path) -> Iterator[str]:
     """A scheduler and two single-threaded workers, each its own process."""
-    from prefect.settings import PREFECT_API_URL
-
-    environment = {
-        **os.environ,
-        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-        "PYTHONPATH": str(REPOSITORY),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    with running_dask_cluster(WORKERS, 1, environment, tmp_path) as address:
+    with running_dask_cluster(WORKERS, 1, cluster_environment(), tmp_path) as address:
         yield address
 
 
