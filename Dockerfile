@@ -17,6 +17,7 @@ COPY pyproject.toml README.md ./
 COPY flows/ flows/
 COPY tasks/ tasks/
 COPY model_store/ model_store/
+COPY storage/ storage/
 # On linux/amd64 the project's dependency markers choose tensorflow-cpu (no CUDA libraries).
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir ".[dask,s3]"
@@ -34,6 +35,7 @@ COPY prefect.yaml ./
 COPY flows/ flows/
 COPY tasks/ tasks/
 COPY model_store/ model_store/
+COPY storage/ storage/
 # The code stays root-owned and read-only; the user writes the store, the data and PREFECT_HOME.
 RUN mkdir -p models data/reviews data/predictions /home/review-scoring/.prefect \
     && chown -R "${APP_UID}:${APP_UID}" models data /home/review-scoring/.prefect

@@ -22,9 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-from tasks.data import PaddedData, load_parquet_reviews, pad_data
-from tasks.evaluation import evaluate_model
 from tasks.training import TrainingConfig, build_model, train_model
+from tasks.training.data import PaddedData, load_parquet_reviews, pad_data
+from tasks.training.evaluation import evaluate_model
 
 # The behaviour checks live with their tests (tests/test_model_behaviour.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -214,8 +214,8 @@ def main() -> None:
                 "config": run_config.model_dump(),
                 "seed": seed,
                 "val_accuracy": trained.history["val_accuracy"][trained.best_epoch - 1],
-                "accuracy": metrics["test_accuracy"],
-                "auc": metrics["test_auc"],
+                "accuracy": metrics.test_accuracy,
+                "auc": metrics.test_auc,
                 "epochs_run": epochs_run,
                 "best_epoch": trained.best_epoch,
                 "train_seconds": round(trained.seconds, 1),

@@ -8,22 +8,20 @@ the same model the Prefect UI draws its run form from.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
 import sys
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from flows.failures import EXPECTED_ERRORS
+from storage import InvalidParameterError, UserError
 
-__all__ = ["EXPECTED_ERRORS", "ParameterError", "build_parser", "main"]
+__all__ = ["ParameterError", "build_parser", "main"]
 
 
-class ParameterError(ValueError):
+class ParameterError(InvalidParameterError):
     """A flow parameter given on the command line that cannot be used as given."""
 
 
@@ -117,45 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _WithoutExpectedTracebacks(logging.Formatter):
-    """Formats as `inner` does, less the traceback of an expected error: the `error:` line that
-    main prints says all of it. The run's log in the Prefect UI keeps the traceback."""
-
-    def __init__(self, inner: logging.Formatter) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def format(self, record: logging.LogRecord) -> str:
-        if not (record.exc_info and isinstance(record.exc_info[1], EXPECTED_ERRORS)):
-            return self.inner.format(record)
-        kept = record.exc_info, record.exc_text
-        record.exc_info, record.exc_text = None, None
-        try:
-            return self.inner.format(record)
-        finally:
-            record.exc_info, record.exc_text = kept
-
-
-@contextlib.contextmanager
-def _console_without_expected_tracebacks() -> Iterator[None]:
-    """While a flow runs here, Prefect's console log leaves out tracebacks of expected errors."""
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    handlers = [
-        handler
-        for handler in logging.getLogger().handlers
-        if isinstance(handler, PrefectConsoleHandler) and handler.formatter is not None
-    ]
-    formatters = [handler.formatter for handler in handlers]
-    for handler, formatter in zip(handlers, formatters, strict=True):
-        handler.setFormatter(_WithoutExpectedTracebacks(formatter))
-    try:
-        yield
-    finally:
-        for handler, formatter in zip(handlers, formatters, strict=True):
-            handler.setFormatter(formatter)
-
-
 def _run(args: argparse.Namespace) -> int:
     if args.command not in ("train", "score"):
         from flows.settings import get_settings
@@ -173,8 +132,7 @@ def _run(args: argparse.Namespace) -> int:
     except ParameterError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    with _console_without_expected_tracebacks():
-        result = run_flow(params)
+    result = run_flow(params)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -183,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script.
 
     Exit status 0 on success; 2 for options the flow's parameters refuse (as for argparse's own
-    usage errors); 1, with one `error: ...` line on stderr, for an error in EXPECTED_ERRORS met
-    while running. Anything else keeps its traceback.
+    usage errors); 1, with one `error: ...` line on stderr, for a storage.UserError met while
+    running (tasks/failures.py). Anything else is a bug and keeps its traceback.
     """
     args = build_parser().parse_args(argv)
     try:
@@ -192,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as error:
         print(f"error: {error.title}: {_problems(error, as_options=False)}", file=sys.stderr)
         return 1
-    except EXPECTED_ERRORS as error:
+    except UserError as error:
         print(f"error: {_one_line(str(error))}", file=sys.stderr)
         return 1
 

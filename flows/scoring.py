@@ -16,8 +16,10 @@ from prefect.states import State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flows.failures import EXPECTED_ERRORS, fail_run
 from flows.settings import get_settings
+from storage import UserError
+from tasks.contract import CHAMPION, TEXT_COLUMN
+from tasks.failures import fail_run, show_user_errors_as_one_line
 from tasks.scoring import (
     DEFAULT_BATCH_SIZE,
     FileFailure,
@@ -82,7 +84,7 @@ class ScoreParams(BaseModel):
         default=None, min_length=1, description="Defaults to the settings' name"
     )
     model_ref: str = Field(
-        default="champion",
+        default=CHAMPION,
         min_length=1,
         description="Model version number or alias (champion, latest, ...)",
     )
@@ -95,7 +97,9 @@ class ScoreParams(BaseModel):
         le=65_536,
         description="Rows read, tokenized and predicted at a time",
     )
-    text_column: str = Field(default="text", min_length=1, description="Column with the review")
+    text_column: str = Field(
+        default=TEXT_COLUMN, min_length=1, description="Column with the review"
+    )
     id_column: str | None = Field(
         default=None,
         min_length=1,
@@ -141,8 +145,9 @@ class ScoreParams(BaseModel):
         return self
 
 
-class ScoringFailedError(RuntimeError):
-    """Some files could not be scored; the others were. Carries the run's summary."""
+class ScoringFailedError(UserError, RuntimeError):
+    """Some files could not be scored (each for a reason the user can fix or a bug, said per
+    file); the others were. Carries the run's summary."""
 
     def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -268,6 +273,7 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
     An expected failure (unknown model, missing input, a file that cannot be scored) ends the
     run Failed with a message that says what and where; only bugs bring a traceback.
     """
+    show_user_errors_as_one_line()
     settings = get_settings().resolve(
         model_store_root=params.model_store_root,
         model_name=params.model_name,
@@ -291,13 +297,13 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
             params.partition,
             run_date,
         )
-    except EXPECTED_ERRORS as error:
+    except UserError as error:
         return fail_run(error)
     runner = build_task_runner(params)
     with runner:
         try:
             load_on_workers(runner, model)
-        except EXPECTED_ERRORS as error:
+        except UserError as error:
             return fail_run(error)
         results, failures, seconds = score_files(plan.jobs, runner, params.max_concurrent_files)
     completed = mark_complete_task(results, failures, model)

@@ -1,6 +1,6 @@
 """The one settings object: paths and names, read from REVIEW_SCORING_* environment variables.
 
-Each path is a local path or an object storage URI (`s3://bucket/prefix`; model_store/storage.py),
+Each path is a local path or an object storage URI (`s3://bucket/prefix`; storage/location.py),
 so they are kept as text: a pathlib.Path would fold `s3://` into `s3:/`.
 """
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage import InvalidParameterError
 
 __all__ = ["Settings", "get_settings"]
 
@@ -48,12 +50,14 @@ class Settings(BaseSettings):
         """
         unknown = sorted(set(given) - set(type(self).model_fields))
         if unknown:
-            raise ValueError(f"no such setting: {', '.join(unknown)}")
+            raise InvalidParameterError(f"no such setting: {', '.join(unknown)}")
         empty = sorted(
             name for name, value in given.items() if value is not None and not str(value)
         )
         if empty:
-            raise ValueError(f"{', '.join(empty)}: empty; leave it unset to use the setting")
+            raise InvalidParameterError(
+                f"{', '.join(empty)}: empty; leave it unset to use the setting"
+            )
         overrides = {name: value for name, value in given.items() if value is not None}
         return type(self).model_validate({**self.model_dump(), **overrides})
 

@@ -9,17 +9,21 @@ from prefect import flow, get_run_logger
 from prefect.states import State
 from pydantic import BaseModel, Field, model_validator
 
-from flows.failures import EXPECTED_ERRORS, fail_run
 from flows.settings import get_settings
-from tasks.data import DataSource, load_task, pad_task
-from tasks.evaluation import evaluate_task, report_task
+from model_store import PromotionMode
+from storage import UserError
+from tasks.failures import fail_run, show_user_errors_as_one_line
 from tasks.text import DEFAULT_MAXLEN, DEFAULT_NUM_WORDS
-from tasks.training import (
-    PromotionMode,
-    TrainingConfig,
+from tasks.training.data import DataSource
+from tasks.training.model import TrainingConfig
+from tasks.training.tasks import (
     check_destination_task,
+    evaluate_task,
+    load_task,
+    pad_task,
     promote_task,
     register_task,
+    report_task,
     train_task,
 )
 
@@ -106,6 +110,7 @@ def train_flow(params: TrainParams = TrainParams()) -> dict[str, object] | State
     An expected failure (a bad name, an unwritable store, bad data) ends the run Failed with a
     message that says what and where, before any training; only bugs bring a traceback.
     """
+    show_user_errors_as_one_line()
     settings = get_settings().resolve(
         model_name=params.model_name, model_store_root=params.model_store_root
     )
@@ -122,7 +127,7 @@ def train_flow(params: TrainParams = TrainParams()) -> dict[str, object] | State
             params.maxlen,
             params.seed,
         )
-    except EXPECTED_ERRORS as error:
+    except UserError as error:
         return fail_run(error)
     padded = pad_task(data)
     trained = train_task(padded, params.training_config(), params.num_words, params.maxlen)
@@ -137,21 +142,19 @@ def train_flow(params: TrainParams = TrainParams()) -> dict[str, object] | State
         data.fingerprint,
     )
     decision = promote_task(store_root, registered, params.promote)
-    report_task(
-        model_name, registered.version, registered.path, metrics, decision.promote, decision.reason
-    )
+    report_task(registered, metrics, decision)
     get_run_logger().info(
         "%s v%d: test accuracy %.4f, AUC %.4f",
         model_name,
         registered.version,
-        metrics["test_accuracy"],
-        metrics["test_auc"],
+        metrics.test_accuracy,
+        metrics.test_auc,
     )
     return {
         "model_name": model_name,
         "version": registered.version,
         "path": registered.path,
-        "metrics": {key: value for key, value in metrics.items() if key != "test_score_histogram"},
+        "metrics": metrics.model_dump(exclude={"test_score_histogram"}),
         "promoted": decision.promote,
         "promotion_reason": decision.reason,
     }

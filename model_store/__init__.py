@@ -1,4 +1,5 @@
-"""A versioned model store on the local filesystem: no Prefect, and Keras only to check and load.
+"""A versioned model store in a local folder or object storage: no Prefect, Keras only to check
+and load.
 
 `ModelStore(root).register(...)` publishes versions 1, 2, 3... of a model with its vocabulary and
 manifest; `set_alias` points names such as "champion" at them and `promote` does so when the
@@ -6,7 +7,6 @@ promotion rule says so; `load` verifies every checksum before it hands back a `L
 The layout on disk is in docs/design.md.
 """
 
-from model_store._fs import sha256_of_file
 from model_store.entities import LoadedModel, ModelVersion
 from model_store.errors import (
     AliasInUseError,
@@ -22,13 +22,20 @@ from model_store.keras_model import (
     collect_library_versions,
 )
 from model_store.manifest import FORMAT_VERSION
-from model_store.names import LATEST, validate_alias, validate_model_name
-from model_store.promotion import PromotionDecision, PromotionMode, decide_promotion
+from model_store.names import CHAMPION, LATEST, validate_alias, validate_model_name
+from model_store.promotion import (
+    PROMOTION_METRIC,
+    PromotionDecision,
+    PromotionMode,
+    decide_promotion,
+)
 from model_store.store import ModelStore
 
 __all__ = [
+    "CHAMPION",
     "FORMAT_VERSION",
     "LATEST",
+    "PROMOTION_METRIC",
     "AliasInUseError",
     "IntegrityError",
     "InvalidInputError",
@@ -44,7 +51,6 @@ __all__ = [
     "check_loads_in_safe_mode",
     "collect_library_versions",
     "decide_promotion",
-    "sha256_of_file",
     "validate_alias",
     "validate_model_name",
 ]

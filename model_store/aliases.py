@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model_store._fs import write_json_atomically
 from model_store.errors import IntegrityError
+from storage.files import write_json_atomically
 
 __all__ = [
     "ALIASES_FILE",

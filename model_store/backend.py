@@ -18,15 +18,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from model_store.aliases import AliasState
-from model_store.storage import Location, ObjectLocation
+from model_store.entities import VersionState
+from model_store.local_backend import LocalBackend
+from model_store.object_backend import ObjectBackend
+from storage import Location
+from storage.objects import ObjectLocation
 
-__all__ = ["StoreBackend", "VersionState", "backend_for"]
+__all__ = ["StoreBackend", "backend_for"]
 
 T = TypeVar("T")
-VersionState = Literal["published", "deleted", "missing"]
 
 
 class StoreBackend(Protocol):
@@ -81,9 +84,5 @@ class StoreBackend(Protocol):
 def backend_for(root: Location) -> StoreBackend:
     """The backend for a store rooted at `root`."""
     if isinstance(root, ObjectLocation):
-        from model_store.object_backend import ObjectBackend
-
         return ObjectBackend(root)
-    from model_store.local_backend import LocalBackend
-
     return LocalBackend(root.local_path)

@@ -18,12 +18,11 @@ from typing import Any, TextIO
 from model_store.aliases import ALIAS_HISTORY_FILE, ALIASES_FILE
 from model_store.entities import ModelVersion
 from model_store.errors import IntegrityError, ModelStoreError
-from model_store.names import LATEST
+from model_store.names import CHAMPION, LATEST
 from model_store.store import ModelStore
 
-__all__ = ["DEFAULT_ALIAS", "KEY_METRICS", "add_models_parser", "run_models_command"]
+__all__ = ["KEY_METRICS", "add_models_parser", "run_models_command"]
 
-DEFAULT_ALIAS = "champion"
 # Shown as columns by `models list` when a version's metrics have them, in this order.
 KEY_METRICS = ("test_accuracy", "test_auc", "test_loss", "accuracy", "auc", "loss", "f1")
 _FALLBACK_METRIC_COLUMNS = 3
@@ -55,13 +54,13 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     promote_parser = commands.add_parser("promote", help="point an alias at a version")
     promote_parser.add_argument("name", help="model name")
     promote_parser.add_argument("ref", help=_REF_HELP)
-    promote_parser.add_argument("--alias", default=DEFAULT_ALIAS, help="default: %(default)s")
+    promote_parser.add_argument("--alias", default=CHAMPION, help="default: %(default)s")
 
     rollback_parser = commands.add_parser(
         "rollback", help="move an alias back to the version it pointed to before"
     )
     rollback_parser.add_argument("name", help="model name")
-    rollback_parser.add_argument("--alias", default=DEFAULT_ALIAS, help="default: %(default)s")
+    rollback_parser.add_argument("--alias", default=CHAMPION, help="default: %(default)s")
 
     alias_parser = commands.add_parser("alias", help="set, remove or repair aliases")
     alias_commands = alias_parser.add_subparsers(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["LoadedModel", "ModelVersion"]
+__all__ = ["LoadedModel", "ModelVersion", "VersionState"]
+
+# Whether versions/<N> is published, deleted (a tombstone) or was never published.
+VersionState = Literal["published", "deleted", "missing"]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from storage.errors import UserError
+
 __all__ = [
     "AliasInUseError",
     "IntegrityError",
@@ -14,7 +16,7 @@ __all__ = [
 ]
 
 
-class ModelStoreError(Exception):
+class ModelStoreError(UserError):
     """Base class of every error the model store raises; the message is one line."""
 
 

@@ -19,8 +19,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from model_store._fs import fsync_file
 from model_store.errors import InvalidInputError
+from storage.files import fsync_file
 
 __all__ = [
     "MODEL_FILE",

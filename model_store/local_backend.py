@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from model_store._fs import exclusive_lock
 from model_store.aliases import (
     ALIAS_HISTORY_FILE,
     ALIASES_FILE,
@@ -17,7 +16,7 @@ from model_store.aliases import (
     read_alias_history,
     read_aliases,
 )
-from model_store.backend import VersionState
+from model_store.entities import VersionState
 from model_store.errors import IntegrityError, NotFoundError
 from model_store.names import is_valid_name
 from model_store.staging import publish_as_next_version, staging_folder
@@ -27,6 +26,7 @@ from model_store.version_folder import (
     is_deleted,
     published_numbers,
 )
+from storage.files import exclusive_lock, remove_stale_temporaries
 
 __all__ = ["MODEL_LOCK_FILE", "LocalBackend"]
 
@@ -135,12 +135,8 @@ class LocalBackend:
     @contextlib.contextmanager
     def _model_lock(self, model_dir: Path) -> Iterator[None]:
         with exclusive_lock(model_dir / MODEL_LOCK_FILE):
-            # Temporary files of atomic writes in this folder are only made under this lock,
-            # so any left now come from a writer that died: remove them.
-            for entry in os.scandir(model_dir):
-                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
+            # A writer that died mid-write left its temporary here.
+            remove_stale_temporaries(model_dir)
             yield
 
 

@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from model_store._fs import dump_json, fsync_directory, sha256_of_file, write_bytes_durably
 from model_store.errors import IntegrityError
 from model_store.names import is_valid_name
+from storage.files import dump_json, fsync_directory, sha256_of_file, write_bytes_durably
 
 __all__ = [
     "FORMAT_VERSION",

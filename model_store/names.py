@@ -10,6 +10,7 @@ import re
 from model_store.errors import InvalidNameError
 
 __all__ = [
+    "CHAMPION",
     "LATEST",
     "is_valid_name",
     "is_version_reference",
@@ -20,6 +21,8 @@ __all__ = [
 ]
 
 LATEST = "latest"
+# The alias scoring uses by default and training promotes to.
+CHAMPION = "champion"
 
 # One path component, ASCII, no leading dot: safe on every filesystem and in URLs.
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

@@ -26,14 +26,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from model_store._fs import dump_json
 from model_store.aliases import AliasState, checked_aliases, checked_history
-from model_store.backend import VersionState
+from model_store.entities import VersionState
 from model_store.errors import IntegrityError, ModelStoreError, NotFoundError
 from model_store.manifest import MANIFEST_FILE, utc_now_iso
 from model_store.names import is_valid_name, version_number
-from model_store.storage import ObjectLocation
 from model_store.version_folder import DELETED_MARKER, VERSIONS_DIR
+from storage.files import dump_json
+from storage.objects import ObjectLocation
 
 __all__ = ["ALIAS_LOG_DIR", "CLAIM_FILE", "ObjectBackend"]
 

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from model_store.errors import InvalidInputError
+from model_store.names import CHAMPION
 
-__all__ = ["PROMOTION_MODES", "PromotionDecision", "PromotionMode", "decide_promotion"]
+__all__ = ["PROMOTION_METRIC", "PromotionDecision", "PromotionMode", "decide_promotion"]
 
 PromotionMode = Literal["auto", "always", "never"]
-PROMOTION_MODES: tuple[str, ...] = ("auto", "always", "never")
+# The manifest metric `auto` compares: higher is better.
+PROMOTION_METRIC = "test_accuracy"
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,8 @@ def decide_promotion(
     champion_version: int | None,
     champion_accuracy: float | None,
     *,
-    alias: str = "champion",
-    metric: str = "test_accuracy",
+    alias: str = CHAMPION,
+    metric: str = PROMOTION_METRIC,
 ) -> PromotionDecision:
     """`auto` promotes when the new test accuracy is at least the champion's (or there is none).
 

@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from model_store._fs import exclusive_lock, fsync_directory, try_lock_nonblocking
 from model_store.errors import ModelStoreError
 from model_store.names import version_number
+from storage.files import exclusive_lock, fsync_directory, try_lock_nonblocking
 
 __all__ = [
     "STAGING_DIR",

@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from model_store._fs import dump_json
 from model_store.aliases import AliasState
 from model_store.backend import backend_for
 from model_store.entities import LoadedModel, ModelVersion
@@ -56,25 +55,33 @@ from model_store.manifest import (
     write_manifest,
 )
 from model_store.names import (
+    CHAMPION,
     LATEST,
     is_version_reference,
     validate_alias,
     validate_model_name,
 )
-from model_store.promotion import PromotionDecision, PromotionMode, decide_promotion, metric_value
-from model_store.storage import Location
+from model_store.promotion import (
+    PROMOTION_METRIC,
+    PromotionDecision,
+    PromotionMode,
+    decide_promotion,
+    metric_value,
+)
 from model_store.version_folder import (
     VOCABULARY_FILE,
     checked_extra_files,
     write_version_files,
 )
+from storage import Location
+from storage.files import dump_json
 
 __all__ = ["LoadedModel", "ModelStore", "ModelVersion"]
 
 
 class ModelStore:
     """Versioned Keras models with their vocabulary and metadata, under one root: a local folder
-    or an object storage prefix (`s3://bucket/models`; model_store/storage.py).
+    or an object storage prefix (`s3://bucket/models`; storage/location.py).
 
     `check_model(path)` is called on each model.keras before it is published and by `verify`;
     it raises InvalidInputError to refuse the file. The default rebuilds the model's
@@ -289,10 +296,10 @@ class ModelStore:
         self,
         name: str,
         ref: int | str,
-        alias: str = "champion",
+        alias: str = CHAMPION,
         *,
         mode: PromotionMode = "auto",
-        metric: str = "test_accuracy",
+        metric: str = PROMOTION_METRIC,
     ) -> PromotionDecision:
         """Apply the promotion rule (`decide_promotion`) for version `ref` against the holder of
         `alias`, and move the alias if it says so, all under the model's lock: concurrent

@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from model_store._fs import dump_json, fsync_directory, fsync_file, write_bytes_durably
 from model_store.errors import InvalidInputError, InvalidNameError
 from model_store.keras_model import MODEL_FILE, write_model_file
 from model_store.manifest import MANIFEST_CHECKSUM_FILE, MANIFEST_FILE
 from model_store.names import validate_name, version_number
+from storage.files import dump_json, fsync_directory, fsync_file, write_bytes_durably
 
 __all__ = [
     "DELETED_MARKER",

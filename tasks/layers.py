@@ -13,6 +13,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from tasks.contract import POSITIVE_THRESHOLD
+
 __all__ = ["WEIGHTINGS", "NgramBag", "SparseBag"]
 
 WEIGHTINGS = ("binary", "count", "nb")
@@ -196,7 +198,7 @@ class NgramBag(keras.layers.Layer):
         negative = np.full(size, NB_SMOOTHING)
         for start in range(0, len(token_ids), batch_rows):
             bag = self.sparse_features(token_ids[start : start + batch_rows])
-            rows = np.asarray(labels[start : start + batch_rows]).reshape(-1) >= 0.5
+            rows = np.asarray(labels[start : start + batch_rows]).reshape(-1) >= POSITIVE_THRESHOLD
             in_positive = rows[bag.rows]
             positive += np.bincount(bag.features[in_positive], minlength=size)
             negative += np.bincount(bag.features[~in_positive], minlength=size)

@@ -1,5 +1,5 @@
 """Finding the Parquet files a path names: a dataset folder, a glob or a file, on the local disk
-or in object storage (`s3://bucket/lake/`; model_store/storage.py).
+or in object storage (`s3://bucket/lake/`; storage/location.py).
 
 A folder is walked recursively, as `pyarrow.dataset` reads a hive-partitioned dataset: files and
 folders starting with `_` or `.` are what writers leave beside the data (`_SUCCESS`,
@@ -18,7 +18,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from model_store.storage import Location, ObjectLocation, is_glob
+from storage import InvalidParameterError, Location, MissingPathError, is_glob
+from storage.objects import ObjectLocation
 
 __all__ = ["SkippedInput", "find_parquet_files", "is_glob", "relative_path"]
 
@@ -96,7 +97,7 @@ def find_parquet_files(
     """
     input_path = str(input_path)
     if not input_path:
-        raise ValueError(f"{parameter} is empty: give a folder, glob or Parquet file")
+        raise InvalidParameterError(f"{parameter} is empty: give a folder, glob or Parquet file")
     location = Location.of(input_path, parameter)
     if isinstance(location, ObjectLocation):
         root, found, skipped = _find_in_object_storage(location, input_path, parameter)
@@ -105,7 +106,7 @@ def find_parquet_files(
         root, found = Location.of(local_root), [Location.of(path) for path in paths]
     if not found:
         what = "match the glob" if not location.exists() else "under the folder"
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{parameter}: no .parquet files {what} {input_path}"
             + (f" ({len(skipped)} other entries skipped)" if skipped else "")
         )
@@ -124,9 +125,9 @@ def _find_on_disk(input_path: str, parameter: str) -> tuple[Path, list[Path], li
         root = _glob_base(input_path)
         candidates = sorted(Path(match) for match in glob.glob(input_path, recursive=True))
     elif path.is_symlink():
-        raise FileNotFoundError(f"{parameter}: {input_path} is a dangling symbolic link")
+        raise MissingPathError(f"{parameter}: {input_path} is a dangling symbolic link")
     else:
-        raise FileNotFoundError(f"{parameter}: {input_path} does not exist")
+        raise MissingPathError(f"{parameter}: {input_path} does not exist")
     found: list[Path] = []
     for candidate in candidates:
         if candidate.is_dir() and not candidate.is_symlink():
@@ -159,7 +160,7 @@ def _find_in_object_storage(
         root = location.glob_base()
         relatives = [relative_path(root, match) for match in location.glob_files()]
     else:
-        raise FileNotFoundError(f"{parameter}: {input_path} does not exist")
+        raise MissingPathError(f"{parameter}: {input_path} does not exist")
     found: list[Location] = []
     skipped: list[SkippedInput] = []
     skipped_folders: set[str] = set()

@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from storage import BadDataError
+
 __all__ = [
     "DEFAULT_MAXLEN",
     "DEFAULT_NUM_WORDS",
@@ -228,9 +230,9 @@ class Vocabulary:
         try:
             word_index = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            raise ValueError(f"cannot read word index {path}: {error}") from error
+            raise BadDataError(f"cannot read word index {path}: {error}") from error
         if not isinstance(word_index, dict) or not word_index:
-            raise ValueError(f"word index {path} is not a non-empty JSON object")
+            raise BadDataError(f"word index {path} is not a non-empty JSON object")
         return cls(word_index=word_index, **settings)
 
     def id_table(self) -> dict[str, int]:

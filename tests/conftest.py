@@ -65,9 +65,9 @@ def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Trained once per session; tests that change a store copy this one.
     """
     from model_store import ModelStore
-    from tasks.data import load_parquet_reviews, pad_data
-    from tasks.evaluation import evaluate_model
     from tasks.training import TrainingConfig, train_model
+    from tasks.training.data import load_parquet_reviews, pad_data
+    from tasks.training.evaluation import evaluate_model
     from tests.synthetic import write_labeled_dataset
 
     root = tmp_path_factory.mktemp("models")
@@ -85,7 +85,7 @@ def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         trained.model,
         data.vocabulary.to_dict(),
         params={"epochs": 3},
-        metrics=metrics,
+        metrics=metrics.model_dump(),
         data_fingerprint=data.fingerprint,
     )
     store.set_alias(TINY_MODEL_NAME, "champion", version.version)

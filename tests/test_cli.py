@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import _params_from, _WithoutExpectedTracebacks, build_parser, main
+from flows.cli import _params_from, build_parser, main
 from flows.scoring import ScoreParams
 from flows.training import TrainParams
 from model_store import InvalidNameError
+from storage import MissingPathError
+from tasks.failures import show_user_errors_as_one_line
 from tasks.training import ARCHITECTURES
 
 
@@ -158,19 +161,32 @@ def test_a_scoring_error_is_one_line_too(
     assert "imdb-sentiment" in _one_error_line(capsys)
 
 
-def test_the_console_log_leaves_out_tracebacks_of_expected_errors_only() -> None:
-    formatter = _WithoutExpectedTracebacks(logging.Formatter("%(levelname)s %(message)s"))
+@pytest.mark.filterwarnings("ignore:Logger 'prefect.task_runs' attempted to send logs")
+def test_run_logs_keep_tracebacks_for_bugs_only() -> None:
+    show_user_errors_as_one_line()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    run_logger = logging.getLogger("prefect.task_runs")
+    run_logger.addHandler(handler)
 
-    def record_of(error: Exception) -> logging.LogRecord:
+    def logged(error: Exception) -> str:
+        stream.seek(0)
+        stream.truncate()
         try:
             raise error
         except Exception:
-            return logging.LogRecord("prefect", logging.ERROR, "", 0, "failed", (), sys.exc_info())
+            run_logger.error("failed", exc_info=True)
+        return stream.getvalue()
 
-    expected = record_of(InvalidNameError("invalid model name '..'"))
-    assert formatter.format(expected) == "ERROR failed"
-    assert expected.exc_info is not None  # other handlers (the UI's) still get the traceback
-    assert "Traceback" in formatter.format(record_of(KeyError("a bug")))
+    try:
+        assert logged(InvalidNameError("invalid model name '..'")) == "ERROR failed\n"
+        assert logged(MissingPathError("input_path: /x does not exist")) == "ERROR failed\n"
+        # A ValueError or OSError the code did not name as the user's is a bug: traceback.
+        assert "Traceback" in logged(ValueError("a bug"))
+        assert "Traceback" in logged(KeyError("a bug"))
+    finally:
+        run_logger.removeHandler(handler)
 
 
 def test_models_command_uses_the_settings_store(

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.data import load_labeled_data, load_parquet_reviews, pad_data
 from tasks.text import OOV_ID, START_ID
+from tasks.training.data import load_labeled_data, load_parquet_reviews, pad_data
 from tests.synthetic import write_labeled_dataset, write_labeled_parquet
 
 

@@ -299,7 +299,7 @@ def test_install_command_installs_the_package_in_a_fresh_venv_and_the_command_st
 
     # The project itself lives in the fresh venv, not in the project's editable install.
     located = subprocess.run(
-        [str(fresh_python), "-c", "import flows, tasks, model_store; print(flows.__file__)"],
+        [str(fresh_python), "-c", "import flows, tasks, model_store, storage; print(flows.__file__)"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

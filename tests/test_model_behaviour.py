@@ -11,10 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tasks.data import LabeledData, load_parquet_reviews, pad_data
-from tasks.evaluation import POSITIVE_THRESHOLD
+from tasks.contract import POSITIVE_THRESHOLD
 from tasks.text import Vocabulary, encode_texts, pad_sequences
 from tasks.training import TrainedModel, TrainingConfig, register_version, train_model
+from tasks.training.data import LabeledData, load_parquet_reviews, pad_data
+from tasks.training.evaluation import evaluate_model
 from tests.synthetic import write_labeled_dataset
 
 # Texts to scores in [0, 1]: a trained model with its vocabulary, as scoring encodes.
@@ -147,7 +148,7 @@ def test_ngram_model_registers_and_loads_in_safe_mode(
         "imdb-sentiment",
         trained,
         labeled.vocabulary,
-        metrics={"test_accuracy": 1.0},
+        metrics=evaluate_model(trained.model, pad_data(labeled)),
         params=SMALL_NGRAMS.model_dump(),
         data_fingerprint="synthetic",
         run_id=None,

@@ -21,7 +21,7 @@ from model_store import (
     ModelStore,
     NotFoundError,
 )
-from model_store.storage import Location, StorageCredentialsError
+from storage import Location, StorageCredentialsError
 from tests import test_model_store as shared
 from tests.s3_support import SECRET_ACCESS_KEY, forget_s3_clients
 from tests.test_model_store import (
@@ -141,7 +141,7 @@ DIES_BEFORE_COMMIT = """
     import os, signal, sys
     from pathlib import Path
     from model_store import ModelStore, check_keras_archive
-    from model_store.storage import ObjectLocation
+    from storage.objects import ObjectLocation
 
     publish = ObjectLocation.publish
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from model_store.storage import Location
+from storage import Location
 from tasks.parquet_files import find_parquet_files, relative_path
 from tests.scoring_support import write_parquet
 

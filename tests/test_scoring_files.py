@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from model_store.storage import Location
+from storage import Location
 from tasks.scoring import (
     COMPLETION_MARKER,
     OUTPUT_COLUMNS,
@@ -28,11 +28,7 @@ from tasks.scoring import (
     score_file,
 )
 from tasks.scoring.prefetch import prefetched
-from tasks.scoring.writing import (
-    mark_complete_folders,
-    read_output_stamp,
-    remove_stale_temporaries,
-)
+from tasks.scoring.writing import mark_complete_folders, read_output_stamp
 from tasks.text import encode_texts, pad_sequences
 from tests.scoring_support import (
     MALFORMED_STATUSES,
@@ -289,7 +285,7 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
     other_output = output_path.parent / f".other.parquet.{host}.999999999.abc.tmp"
     for path in (dead, alive, other_output):
         path.write_bytes(b"partial")
-    assert remove_stale_temporaries(Location.of(output_path)) == [str(dead)]
+    assert Location.of(output_path).sweep_temporaries() == [dead]
     assert alive.exists() and other_output.exists()
 
 

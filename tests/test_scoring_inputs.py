@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from model_store.storage import Location
+from storage import Location
 from tasks.scoring import plan_jobs
 from tasks.scoring.inputs import check_paths_do_not_overlap, partition_input_path
 from tests.scoring_support import resolved, write_parquet

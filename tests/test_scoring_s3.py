@@ -26,7 +26,7 @@ import pytest
 
 from flows.scoring import ScoreParams, ScoringFailedError, run_scoring, score_flow
 from model_store import ModelStore
-from model_store.storage import Location
+from storage import Location
 from tasks.scoring import score_file
 from tests.conftest import TINY_MODEL_NAME
 from tests.s3_support import SECRET_ACCESS_KEY

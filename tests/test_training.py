@@ -10,15 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.data import PaddedData, load_parquet_reviews, pad_data
-from tasks.evaluation import (
-    count_shares,
-    evaluate_model,
-    plot_curves,
-    roc_auc,
-    score_counts,
-    score_histogram,
-)
+from tasks.contract import count_shares, score_counts, score_histogram
 from tasks.text import DEFAULT_MAXLEN, DEFAULT_NUM_WORDS
 from tasks.training import (
     ARCHITECTURES,
@@ -27,6 +19,8 @@ from tasks.training import (
     build_model,
     train_model,
 )
+from tasks.training.data import PaddedData, load_parquet_reviews, pad_data
+from tasks.training.evaluation import evaluate_model, plot_curves, roc_auc
 from tests.synthetic import write_labeled_dataset
 
 # The layers each architecture puts between the input ids and the output.
@@ -118,11 +112,11 @@ def trained(small_data: PaddedData) -> TrainedModel:
 def test_training_learns(trained: TrainedModel, small_data: PaddedData) -> None:
     assert trained.history["loss"][-1] < trained.history["loss"][0]
     metrics = evaluate_model(trained.model, small_data)
-    assert metrics["test_accuracy"] > 0.85
-    assert 0.0 <= metrics["test_loss"] < 0.5
-    matrix = metrics["confusion_matrix"]
-    assert sum(matrix.values()) == metrics["test_rows"] == TEST_ROWS
-    assert abs(sum(metrics["test_score_histogram"]) - 1.0) < 1e-6
+    assert metrics.test_accuracy > 0.85
+    assert 0.0 <= metrics.test_loss < 0.5
+    matrix = metrics.confusion_matrix
+    assert sum(matrix.model_dump().values()) == metrics.test_rows == TEST_ROWS
+    assert abs(sum(metrics.test_score_histogram) - 1.0) < 1e-6
 
 
 def test_training_is_reproducible(trained: TrainedModel, small_data: PaddedData) -> None:

@@ -110,19 +110,26 @@ def test_promote_always_moves_the_champion_even_to_a_worse_model(runs: dict[str,
     assert runs["champion_after_always"] == {"champion": 3}
 
 
-def test_the_ui_shows_the_report_and_the_curves(runs: dict[str, Any]) -> None:
+def training_reports(model_name: str) -> list[Any]:
+    """The training report artifacts of a model, as the Prefect UI reads them."""
     import asyncio
 
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    async def read_artifacts() -> list:
+    async def read_artifacts() -> list[Any]:
         async with get_client() as client:
             return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"{MODEL}-training"]))
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=[f"{model_name}-training"])
+                )
             )
 
-    artifacts = asyncio.run(read_artifacts())
+    return asyncio.run(read_artifacts())
+
+
+def test_the_ui_shows_the_report_and_the_curves(runs: dict[str, Any]) -> None:
+    artifacts = training_reports(MODEL)
     assert any("promoted to `champion`" in (artifact.data or "") for artifact in artifacts)
     assert any("data:image/png;base64," in (artifact.data or "") for artifact in artifacts)
 
@@ -182,3 +189,24 @@ def test_bad_data_fails_and_registers_nothing(prefect_api: None, tmp_path: Path)
     with pytest.raises(ValueError, match="only label 1 present"):
         train_flow(params)
     assert ModelStore(store_root).list_models() == []
+
+
+@pytest.mark.s3
+def test_a_store_in_object_storage_keeps_the_curves_and_the_report_shows_them(
+    prefect_api: None, s3_bucket: str, tmp_path: Path
+) -> None:
+    dataset = write_labeled_dataset(tmp_path / "imdb", train_rows=200, test_rows=60)
+    store_root = f"{s3_bucket}/models"
+    result = train_flow(
+        TrainParams(
+            **{**TINY, "epochs": 1},
+            data_path=str(dataset),
+            model_store_root=store_root,
+            model_name="s3-sentiment",
+        )
+    )
+    assert result["path"].startswith("s3://")
+    stored = ModelStore(store_root).manifest("s3-sentiment", result["version"])["files"]
+    assert "curves.png" in stored
+    (report,) = training_reports("s3-sentiment")
+    assert "data:image/png;base64,iVBORw0KGgo" in report.data  # the PNG signature, encoded

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 
-from tasks.evaluation import POSITIVE_THRESHOLD
+from tasks.contract import DEFAULT_ID_COLUMN
 
 __all__ = [
     "COMPLETION_MARKER",
-    "DEFAULT_ID_COLUMN",
     "OUTPUT_COLUMNS",
     "STAMP_KEY",
     "STATS_KEY",
@@ -25,7 +23,6 @@ __all__ = [
     "STATUS_NULL_TEXT",
     "STATUS_OK",
     "OutputLayout",
-    "labels_for",
     "output_layout",
 ]
 
@@ -34,9 +31,8 @@ STATUS_NULL_TEXT = "null_text"
 STATUS_EMPTY_TEXT = "empty_text"
 STATUS_NOT_STRING = "not_string"
 STATUS_INVALID_UTF8 = "invalid_utf8"
-DEFAULT_ID_COLUMN = "review_id"
 OUTPUT_COLUMNS = (
-    "review_id",
+    DEFAULT_ID_COLUMN,
     "score",
     "label",
     "status",
@@ -52,7 +48,7 @@ STATS_KEY = b"review_scoring.stats"
 COMPLETION_MARKER = "_SUCCESS"
 
 _FIXED_FIELDS = (
-    pa.field("review_id", pa.string()),
+    pa.field(DEFAULT_ID_COLUMN, pa.string()),
     pa.field("score", pa.float32()),
     pa.field("label", pa.string()),
     pa.field("status", pa.string(), nullable=False),
@@ -60,11 +56,6 @@ _FIXED_FIELDS = (
     pa.field("model_version", pa.int64(), nullable=False),
     pa.field("scored_at", pa.timestamp("us", tz="UTC"), nullable=False),
 )
-
-
-def labels_for(scores: np.ndarray) -> np.ndarray:
-    """ "positive" at or above the one threshold training evaluates with, else "negative"."""
-    return np.where(scores >= POSITIVE_THRESHOLD, "positive", "negative")
 
 
 @dataclass(frozen=True)

@@ -21,22 +21,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from model_store import sha256_of_file
-from model_store.storage import Location
-from model_store.storage import remove_stale_temporaries as remove_stale_files
-from tasks.evaluation import HISTOGRAM_BINS, POSITIVE_THRESHOLD, score_counts
-from tasks.scoring.contract import (
+from storage import Location, sha256_of_file
+from tasks.contract import (
     DEFAULT_ID_COLUMN,
-    STATS_KEY,
-    OutputLayout,
+    HISTOGRAM_BINS,
+    POSITIVE_THRESHOLD,
     labels_for,
-    output_layout,
+    score_counts,
 )
+from tasks.scoring.contract import STATS_KEY, OutputLayout, output_layout
 from tasks.scoring.encoding import classify_texts, encode_for_model
 from tasks.scoring.model import ScoringModel
 from tasks.scoring.prefetch import PREFETCH_BATCHES, prefetched
 from tasks.scoring.records import FileResult, InputFileError, OutputConflictError, ScoringJob
-from tasks.scoring.writing import atomic_parquet_writer, read_output_stamp, remove_stale_temporaries
+from tasks.scoring.writing import atomic_parquet_writer, read_output_stamp
 
 __all__ = ["score_file"]
 
@@ -130,7 +128,7 @@ def _local_input(job: ScoringJob) -> Iterator[Path]:
     if location.is_local:
         yield location.local_path
         return
-    remove_stale_files(location.staging_folder(), location.name)
+    location.sweep_temporaries()
     try:
         with location.local_copy() as copy:
             yield copy
@@ -349,7 +347,7 @@ def _score_into(
         (job.text_column,) + ((id_column,) if id_column else ()),
         json.dumps(stamp, sort_keys=True).encode(),
     )
-    remove_stale_temporaries(output)
+    output.sweep_temporaries()
     # A new output only where none is; an output of this same input from other bytes is
     # replaced (the check above refused one of another input).
     with atomic_parquet_writer(output, layout.schema, exclusive=not existing.exists) as writer:

@@ -4,7 +4,7 @@ An output mirrors its input's path under the input root (tasks.parquet_files fin
 partitions stay partitions and no two inputs share an output. Hive partition folders
 (`day=2026-11-28`) at the end of the input path are kept in that relative path, so scoring one
 night's partition writes where scoring the whole dataset would. Inputs and outputs may each be
-on the local disk or in object storage (model_store/storage.py).
+on the local disk or in object storage (storage/location.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import os
 from collections.abc import Sequence
 from datetime import date
 
-from model_store.storage import Location
+from storage import Location, MissingPathError, NotAFolderError
+from tasks.contract import TEXT_COLUMN
 from tasks.parquet_files import IGNORED_PREFIXES, find_parquet_files, relative_path
 from tasks.scoring.records import (
     DEFAULT_BATCH_SIZE,
@@ -36,7 +37,7 @@ def check_paths_do_not_overlap(
 ) -> None:
     """Refuse an output root inside the input root, or one that holds the inputs."""
     if output_root.is_local and output_root.exists() and not output_root.is_dir():
-        raise NotADirectoryError(f"output_root: {output_root} exists and is not a folder")
+        raise NotAFolderError(f"output_root: {output_root} exists and is not a folder")
     if input_root.contains(output_root) or output_root.contains(input_root):
         raise ScoringError(
             f"input root {input_root} and output root {output_root} overlap; "
@@ -77,7 +78,7 @@ def partition_input_path(input_path: str, partition: str, scheduled_date: date) 
             else []
         )
         latest = f"; the latest there is {present[-1]}" if present else ""
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"partition: {folder_name} not found under {input_path} "
             f"(scheduled date {scheduled_date.isoformat()}){latest}"
         )
@@ -88,7 +89,7 @@ def plan_jobs(
     input_path: str,
     output_root: str | os.PathLike[str],
     model: ResolvedModel,
-    text_column: str = "text",
+    text_column: str = TEXT_COLUMN,
     id_column: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ScoringPlan:

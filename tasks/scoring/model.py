@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model_store import ModelStore, check_keras_archive
-from model_store.storage import Location
-from tasks.evaluation import HISTOGRAM_BINS
+from storage import Location
+from tasks.contract import EvaluationMetrics
 from tasks.scoring.records import DEFAULT_BATCH_SIZE, ResolvedModel, ScoringError
 from tasks.text import Vocabulary
 
@@ -242,18 +242,11 @@ def resolve_model(
     version = store.resolve(name, parse_model_ref(model_ref))
     if verify:
         store.verify(name, version)
-    metrics = store.manifest(name, version).get("metrics") or {}
-    histogram = metrics.get("test_score_histogram")
-    positive_rate = metrics.get("test_positive_rate")
-    valid_histogram = (
-        isinstance(histogram, list)
-        and len(histogram) == HISTOGRAM_BINS
-        and all(isinstance(share, int | float) for share in histogram)
-    )
+    metrics = EvaluationMetrics.from_manifest(store.manifest(name, version).get("metrics") or {})
     return ResolvedModel(
         store_root=store.root,  # absolute or a URI: workers may run elsewhere than here
         name=name,
         version=version,
-        test_score_histogram=[float(share) for share in histogram] if valid_histogram else None,
-        test_positive_rate=float(positive_rate) if isinstance(positive_rate, int | float) else None,
+        test_score_histogram=metrics.test_score_histogram if metrics else None,
+        test_positive_rate=metrics.test_positive_rate if metrics else None,
     )

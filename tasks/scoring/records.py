@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from storage import UserError
+from tasks.contract import TEXT_COLUMN
 from tasks.parquet_files import SkippedInput
 
 __all__ = [
@@ -29,8 +31,9 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 4096
 
 
-class ScoringError(ValueError):
-    """An expected reason a run or a file cannot be scored; its message says what and where."""
+class ScoringError(UserError, ValueError):
+    """A reason a run or a file cannot be scored that the user can fix; its message says what
+    and where."""
 
 
 class InputFileError(ScoringError):
@@ -58,7 +61,7 @@ class ScoringJob(BaseModel):
     relative_path: str = Field(description="Its path under the input root, '/'-separated")
     output_path: str = Field(description="Absolute path of its output file")
     model: ResolvedModel
-    text_column: str = "text"
+    text_column: str = TEXT_COLUMN
     id_column: str | None = Field(
         default=None,
         description="None: `review_id` when the file has it, else <relative path>:<row>",

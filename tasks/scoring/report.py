@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.evaluation import HISTOGRAM_BINS
+from tasks.contract import HISTOGRAM_BINS
 from tasks.scoring.contract import STATUS_OK
 from tasks.scoring.records import ScoringSummary
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from tasks.evaluation import HISTOGRAM_BINS, count_shares
+from tasks.contract import HISTOGRAM_BINS, count_shares
 from tasks.scoring.contract import STATUS_OK
 from tasks.scoring.records import (
     DriftReport,

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tasks.retries import RETRY_DELAY_SECONDS, is_transient
+from tasks.failures import RETRY_ON_IO_HICCUPS
 from tasks.scoring.files import score_file
 from tasks.scoring.inputs import partition_input_path, plan_jobs
 from tasks.scoring.model import load_scoring_model, resolve_model
@@ -38,9 +38,7 @@ __all__ = [
 @task(
     name="resolve-model",
     cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=RETRY_DELAY_SECONDS,
-    retry_condition_fn=is_transient,
+    **RETRY_ON_IO_HICCUPS,
 )
 def resolve_model_task(
     store_root: str, name: str, model_ref: str, load_here: bool = True
@@ -58,9 +56,7 @@ def resolve_model_task(
 @task(
     name="plan",
     cache_policy=NO_CACHE,
-    retries=1,
-    retry_delay_seconds=RETRY_DELAY_SECONDS,
-    retry_condition_fn=is_transient,
+    **RETRY_ON_IO_HICCUPS,
 )
 def plan_task(
     input_path: str,
@@ -97,9 +93,7 @@ def plan_task(
     name="score-file",
     task_run_name="score-file {job.relative_path}",
     cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=RETRY_DELAY_SECONDS,
-    retry_condition_fn=is_transient,
+    **RETRY_ON_IO_HICCUPS,
 )
 def score_file_task(job: ScoringJob) -> FileResult:
     """Score one file with the job's model version (loaded once per worker process)."""

@@ -5,7 +5,7 @@ storage it lies in this machine's private staging folder and is uploaded in one 
 completed multipart upload), which is atomic. Either way a new output is published only if no
 file took its name meanwhile (a link, or If-None-Match: *), so two runs scoring the same input
 at once leave one output, never a mix. Temporaries are named
-`.<output name>.<host>.<pid>.<random>.tmp` (model_store.storage.temporary_path), so a rerun can
+`.<output name>.<host>.<pid>.<random>.tmp` (storage.files.temporary_path), so a rerun can
 tell those of a dead writer (removed) from those of a live one (left alone). Readers
 (`pyarrow.dataset`, DuckDB, Polars, Spark) skip names starting with `.`, so they never see one.
 """
@@ -21,9 +21,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from model_store._fs import dump_json
-from model_store.storage import Location, temporary_path
-from model_store.storage import remove_stale_temporaries as remove_stale_files
+from storage import Location
+from storage.files import dump_json
 from tasks.scoring.contract import COMPLETION_MARKER, STAMP_KEY, STATS_KEY
 from tasks.scoring.records import FileFailure, FileResult
 
@@ -31,14 +30,8 @@ __all__ = [
     "atomic_parquet_writer",
     "mark_complete_folders",
     "read_output_stamp",
-    "remove_stale_temporaries",
     "write_completion_marker",
 ]
-
-
-def remove_stale_temporaries(output: Location) -> list[str]:
-    """Delete temporaries of this output left by a writer that died (a crash, a SIGKILL)."""
-    return [str(path) for path in remove_stale_files(output.staging_folder(), output.name)]
 
 
 @contextmanager
@@ -49,7 +42,7 @@ def atomic_parquet_writer(
 
     With `exclusive`, an output that appeared meanwhile is not replaced: FileExistsError.
     """
-    temporary = temporary_path(output.staging_folder(), output.name)
+    temporary = output.new_temporary()
     writer = pq.ParquetWriter(temporary, schema, compression="zstd")
     try:
         yield writer

@@ -1,7 +1,8 @@
 """Load labeled reviews (Keras IMDB download, an imdb.npz, or labeled Parquet) and pad them.
 
-Every path may be local or in object storage (`s3://bucket/imdb/`; model_store/storage.py): a
-file there is copied to this machine's disk to be read and hashed.
+Every path may be local or in object storage (`s3://bucket/imdb/`; storage/location.py): a
+file there is copied to this machine's disk to be read and hashed. No Prefect here: the task
+wrappers are in tasks/training/tasks.py.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
-from model_store import sha256_of_file
-from model_store.storage import Location
+from storage import (
+    BadDataError,
+    InvalidParameterError,
+    Location,
+    MissingPathError,
+    UserError,
+    sha256_of_file,
+)
+from tasks.contract import LABEL_COLUMN, TEXT_COLUMN
 from tasks.parquet_files import find_parquet_files
-from tasks.retries import RETRY_DELAY_SECONDS, is_transient
 from tasks.text import (
     DEFAULT_MAXLEN,
     DEFAULT_NUM_WORDS,
@@ -37,15 +42,15 @@ from tasks.text import (
 
 __all__ = [
     "KERAS_IMDB_URL",
+    "DataSource",
+    "DownloadError",
     "LabeledData",
     "PaddedData",
     "load_imdb_npz",
     "load_keras_imdb",
     "load_labeled_data",
     "load_parquet_reviews",
-    "load_task",
     "pad_data",
-    "pad_task",
     "resolve_parquet_paths",
 ]
 
@@ -56,6 +61,10 @@ KERAS_WORD_INDEX_URL = (
 )
 KERAS_WORD_INDEX_MD5 = "bfafd718b763782e994055a2d397834f"
 DataSource = Literal["keras", "npz", "parquet"]
+
+
+class DownloadError(UserError, RuntimeError):
+    """The Keras IMDB download failed (offline?); the message says how to train from files."""
 
 
 @dataclass
@@ -97,18 +106,18 @@ def _fingerprint(lines: Sequence[str]) -> str:
 def _existing_file(path: str | Path | Location, parameter: str) -> Location:
     location = Location.of(path, parameter)
     if not location.is_file():
-        raise FileNotFoundError(f"{parameter}: {location} does not exist")
+        raise MissingPathError(f"{parameter}: {location} does not exist")
     return location
 
 
 def _check_split(labels: np.ndarray, where: str) -> None:
     if len(labels) == 0:
-        raise ValueError(f"{where}: no reviews")
+        raise BadDataError(f"{where}: no reviews")
     classes = set(np.unique(labels).tolist())
     if not classes <= {0, 1}:
-        raise ValueError(f"{where}: labels must be 0 or 1, found {sorted(classes)}")
+        raise BadDataError(f"{where}: labels must be 0 or 1, found {sorted(classes)}")
     if len(classes) < 2:
-        raise ValueError(f"{where}: only label {classes.pop()} present; both classes are needed")
+        raise BadDataError(f"{where}: only label {classes.pop()} present; both classes are needed")
 
 
 def _ranks_to_ids(reviews: np.ndarray, vocabulary: Vocabulary) -> pa.LargeListArray:
@@ -146,7 +155,7 @@ def load_imdb_npz(
             with np.load(npz_file, allow_pickle=True) as archive:
                 arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
         except (OSError, ValueError, KeyError) as error:
-            raise ValueError(f"{npz}: not a Keras imdb.npz file ({error})") from error
+            raise BadDataError(f"{npz}: not a Keras imdb.npz file ({error})") from error
         fingerprint_lines = [_fingerprint_line(npz.name, npz_file)]
     vocabulary, index_line = _read_word_index(word_index, num_words, maxlen)
     # Same shuffle, start character and OOV rule as keras.datasets.imdb.load_data.
@@ -192,7 +201,7 @@ def load_keras_imdb(
             "imdb_word_index.json", KERAS_WORD_INDEX_URL, file_hash=KERAS_WORD_INDEX_MD5
         )
     except Exception as error:
-        raise RuntimeError(
+        raise DownloadError(
             f"could not download the Keras IMDB dataset ({error}). Offline? Train from local "
             "files instead: source='parquet' with data_path=<folder with train.parquet and "
             "test.parquet> (e.g. make demo DATA=../shared/data/imdb), or source='npz' with "
@@ -221,34 +230,38 @@ def _read_labeled_parquet(
             try:
                 table = pq.read_table(local_file, columns=None)
             except (OSError, pa.ArrowException) as error:
-                raise ValueError(f"{path}: cannot read as Parquet ({error})") from error
+                raise BadDataError(f"{path}: cannot read as Parquet ({error})") from error
             fingerprint_lines.append(_fingerprint_line(path.name, local_file))
         for column in (text_column, label_column):
             if column not in table.column_names:
-                raise ValueError(
+                raise BadDataError(
                     f"{path}: missing column {column!r} (columns: {', '.join(table.column_names)})"
                 )
         text_type = table.schema.field(text_column).type
         if not is_text_type(text_type):
-            raise ValueError(f"{path}: column {text_column!r} must hold text, not {text_type}")
+            raise BadDataError(f"{path}: column {text_column!r} must hold text, not {text_type}")
         file_texts = table.column(text_column).combine_chunks()
         if file_texts.type != pa.string():
             file_texts = file_texts.cast(pa.string())
         blank = pc.or_(pc.equal(pc.utf8_length(file_texts), 0), pc.utf8_is_space(file_texts))
         unusable = np.flatnonzero(blank.fill_null(True).to_numpy(zero_copy_only=False))
         if unusable.size:
-            raise ValueError(f"{path}: row {int(unusable[0])} has an empty or null {text_column!r}")
+            raise BadDataError(
+                f"{path}: row {int(unusable[0])} has an empty or null {text_column!r}"
+            )
         label_array = table.column(label_column)
         if label_array.null_count:
-            raise ValueError(f"{path}: column {label_column!r} has {label_array.null_count} nulls")
+            raise BadDataError(
+                f"{path}: column {label_column!r} has {label_array.null_count} nulls"
+            )
         file_labels = np.asarray(label_array.to_numpy())
         if not np.issubdtype(file_labels.dtype, np.integer) and not np.issubdtype(
             file_labels.dtype, np.bool_
         ):
-            raise ValueError(f"{path}: labels must be 0 or 1 integers, got {file_labels.dtype}")
+            raise BadDataError(f"{path}: labels must be 0 or 1 integers, got {file_labels.dtype}")
         bad = np.flatnonzero((file_labels != 0) & (file_labels != 1))
         if bad.size:
-            raise ValueError(
+            raise BadDataError(
                 f"{path}: row {int(bad[0])} has label {file_labels[bad[0]].item()!r}; "
                 "labels must be 0 or 1"
             )
@@ -270,8 +283,8 @@ def load_parquet_reviews(
     maxlen: int = DEFAULT_MAXLEN,
     test_fraction: float = 0.2,
     seed: int = 113,
-    text_column: str = "text",
-    label_column: str = "label",
+    text_column: str = TEXT_COLUMN,
+    label_column: str = LABEL_COLUMN,
 ) -> LabeledData:
     """Labeled Parquet to ids with the Keras-compatible tokenizer.
 
@@ -302,7 +315,9 @@ def load_parquet_reviews(
         fingerprint_lines += test_lines
     else:
         if not 0 < test_fraction < 1:
-            raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+            raise InvalidParameterError(
+                f"test_fraction must be between 0 and 1, got {test_fraction}"
+            )
         order = np.random.RandomState(seed).permutation(len(train_texts))
         test_count = max(1, round(len(order) * test_fraction))
         test_rows, train_rows = order[:test_count], order[test_count:]
@@ -348,7 +363,9 @@ def load_labeled_data(
         return load_keras_imdb(num_words=num_words, maxlen=maxlen, seed=seed)
     if source == "npz":
         if data_path is None:
-            raise ValueError("data_path: source 'npz' needs the path of an imdb.npz file")
+            raise InvalidParameterError(
+                "data_path: source 'npz' needs the path of an imdb.npz file"
+            )
         npz = Location.of(data_path, "data_path")
         index = (
             Location.of(word_index_path, "word_index_path")
@@ -358,7 +375,7 @@ def load_labeled_data(
         return load_imdb_npz(npz, index, num_words=num_words, maxlen=maxlen, seed=seed)
     if source == "parquet":
         if data_path is None:
-            raise ValueError("data_path: source 'parquet' needs a folder, glob or file")
+            raise InvalidParameterError("data_path: source 'parquet' needs a folder, glob or file")
         return load_parquet_reviews(
             data_path,
             test_path=test_path,
@@ -367,7 +384,7 @@ def load_labeled_data(
             maxlen=maxlen,
             seed=seed,
         )
-    raise ValueError(f"source must be 'keras', 'npz' or 'parquet', got {source!r}")
+    raise InvalidParameterError(f"source must be 'keras', 'npz' or 'parquet', got {source!r}")
 
 
 def pad_data(data: LabeledData) -> PaddedData:
@@ -383,35 +400,3 @@ def pad_data(data: LabeledData) -> PaddedData:
         x_test=pad(data.test_ids),
         y_test=data.test_labels.astype(np.float32),
     )
-
-
-# Arrays move between these tasks in memory: never hashed for caching, never persisted.
-@task(
-    name="load",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=1,
-    retry_delay_seconds=RETRY_DELAY_SECONDS,
-    retry_condition_fn=is_transient,
-)
-def load_task(
-    source: DataSource,
-    data_path: str | None,
-    test_path: str | None,
-    word_index_path: str | None,
-    num_words: int,
-    maxlen: int,
-    seed: int,
-) -> LabeledData:
-    """Load labeled reviews as ids with their vocabulary; log where they came from."""
-    data = load_labeled_data(source, data_path, test_path, word_index_path, num_words, maxlen, seed)
-    get_run_logger().info(
-        "loaded %s; vocabulary of %d words", data.description, len(data.vocabulary.word_index)
-    )
-    return data
-
-
-@task(name="pad", cache_policy=NO_CACHE, persist_result=False)
-def pad_task(data: LabeledData) -> PaddedData:
-    """Pad and truncate to the vocabulary's maxlen."""
-    return pad_data(data)

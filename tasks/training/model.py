@@ -3,28 +3,16 @@ convolutional network, and a bag of n-grams computed inside the model from the p
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from model_store import PromotionDecision, PromotionMode
-from tasks.data import PaddedData
-from tasks.evaluation import plot_curves
-from tasks.retries import RETRY_DELAY_SECONDS, is_transient
-from tasks.text import Vocabulary
+from tasks.training.data import PaddedData
 
 if TYPE_CHECKING:
     import keras
@@ -37,10 +25,8 @@ __all__ = [
     "TrainedModel",
     "TrainingConfig",
     "build_model",
-    "check_destination_task",
     "set_seed",
     "train_model",
-    "train_task",
 ]
 
 # The one list of model shapes: a new one is its name here and its layers in _ENCODERS below
@@ -295,190 +281,3 @@ def train_model(
         else len(history["val_loss"])
     )
     return TrainedModel(model=model, history=history, best_epoch=best_epoch, seconds=seconds)
-
-
-def epoch_logger(logger: Any, epochs: int) -> keras.callbacks.Callback:
-    """A Keras callback that reports each epoch in the run log and a UI progress artifact."""
-    import keras
-    from prefect.artifacts import create_progress_artifact, update_progress_artifact
-
-    progress_id = create_progress_artifact(0.0, description=f"training: 0 of {epochs} epochs")
-
-    class EpochLogger(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            shown = ", ".join(f"{key}={value:.4f}" for key, value in (logs or {}).items())
-            logger.info("epoch %d/%d: %s", epoch + 1, epochs, shown)
-            update_progress_artifact(
-                progress_id,
-                100.0 * (epoch + 1) / epochs,
-                description=f"training: {epoch + 1} of {epochs} epochs",
-            )
-
-    return EpochLogger()
-
-
-@task(name="train", cache_policy=NO_CACHE, persist_result=False)
-def train_task(
-    data: PaddedData, config: TrainingConfig, num_words: int, maxlen: int
-) -> TrainedModel:
-    """Train the classifier, logging every epoch."""
-    logger = get_run_logger()
-    logger.info("training %s on %d reviews", config.architecture, len(data.x_train))
-    return train_model(
-        data, config, num_words, maxlen, progress=epoch_logger(logger, config.epochs)
-    )
-
-
-@task(
-    name="check-destination",
-    cache_policy=NO_CACHE,
-    retries=1,
-    retry_delay_seconds=RETRY_DELAY_SECONDS,
-    retry_condition_fn=is_transient,
-)
-def check_destination_task(store_root: str, model_name: str) -> None:
-    """Before any data is loaded: the model name is one the store takes, and the store root a
-    place this run can write in (a folder created if missing; a one-byte probe file or object,
-    never left behind).
-
-    Raises model_store.InvalidNameError for a bad name, and OSError naming model_store_root when
-    it cannot be made or written: a file in its place, no permission or credentials, a full disk.
-    """
-    from model_store import validate_model_name
-    from model_store.storage import Location
-
-    validate_model_name(model_name)
-    location = Location.of(store_root, "model_store_root")
-    if not location.is_local:
-        probe = location / f".write-probe-{uuid.uuid4().hex}"
-        try:
-            probe.write_atomically(b"\0")
-            probe.delete()
-        except OSError as error:
-            raise OSError(f"model_store_root: cannot write in {location}: {error}") from error
-        return
-    root = location.local_path
-    if root.exists() and not root.is_dir():
-        raise NotADirectoryError(f"model_store_root: {root} is not a folder")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=root, prefix=".write-probe-") as probe_file:
-            probe_file.write(b"\0")
-            probe_file.flush()
-            os.fsync(probe_file.fileno())
-    except OSError as error:
-        raise OSError(
-            f"model_store_root: cannot write in {root}: {error.strerror or error}"
-        ) from error
-
-
-@dataclass(frozen=True)
-class RegisteredVersion:
-    """A small record of what was registered, passed on to promotion and the report."""
-
-    model_name: str
-    version: int
-    path: str
-
-
-def register_version(
-    store_root: str | Path,
-    model_name: str,
-    trained: TrainedModel,
-    vocabulary: Vocabulary,
-    metrics: dict[str, Any],
-    params: dict[str, Any],
-    data_fingerprint: str,
-    run_id: str | None,
-    curves_png: bytes,
-) -> RegisteredVersion:
-    """Publish the model, its vocabulary, history and curves as a new version in the store."""
-    from model_store import ModelStore
-
-    history = {"epochs": trained.history, "best_epoch": trained.best_epoch}
-    registered = ModelStore(store_root).register(
-        model_name,
-        trained.model,
-        vocabulary.to_dict(),
-        params={
-            **params,
-            "best_epoch": trained.best_epoch,
-            "epochs_run": len(trained.history.get("loss", [])),
-            "train_seconds": trained.seconds,
-        },
-        metrics=metrics,
-        data_fingerprint=data_fingerprint,
-        run_id=run_id,
-        extra_files={
-            "history.json": json.dumps(history, indent=2).encode(),
-            "curves.png": curves_png,
-        },
-    )
-    return RegisteredVersion(model_name, registered.version, str(registered.path))
-
-
-def promote_version(
-    store_root: str | Path, registered: RegisteredVersion, mode: PromotionMode, alias: str
-) -> PromotionDecision:
-    """Apply the promotion rule against the current holder of `alias`, in one step under the
-    store's lock, so that concurrent trainings cannot crown the worse model."""
-    from model_store import ModelStore
-
-    return ModelStore(store_root).promote(
-        registered.model_name, registered.version, alias, mode=mode
-    )
-
-
-@task(
-    name="register",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=1,
-    retry_delay_seconds=RETRY_DELAY_SECONDS,
-    retry_condition_fn=is_transient,
-)
-def register_task(
-    store_root: str,
-    model_name: str,
-    trained: TrainedModel,
-    vocabulary: Vocabulary,
-    metrics: dict[str, Any],
-    params: dict[str, Any],
-    data_fingerprint: str,
-) -> RegisteredVersion:
-    """Register the trained model as a new version, tagged with this flow run's id."""
-    from prefect.runtime import flow_run
-
-    curves = plot_curves(trained.history, title=f"{model_name} ({params.get('architecture')})")
-    registered = register_version(
-        store_root,
-        model_name,
-        trained,
-        vocabulary,
-        metrics,
-        params,
-        data_fingerprint,
-        run_id=str(flow_run.id) if flow_run.id else None,
-        curves_png=curves,
-    )
-    get_run_logger().info(
-        "registered %s v%d at %s", model_name, registered.version, registered.path
-    )
-    return registered
-
-
-@task(
-    name="promote",
-    cache_policy=NO_CACHE,
-    retries=1,
-    retry_delay_seconds=RETRY_DELAY_SECONDS,
-    retry_condition_fn=is_transient,
-)
-def promote_task(
-    store_root: str, registered: RegisteredVersion, mode: PromotionMode, alias: str = "champion"
-) -> PromotionDecision:
-    """Move the alias to the new version if the promotion rule says so; log the reason."""
-    decision = promote_version(store_root, registered, mode, alias)
-    verb = "promoted to" if decision.promote else "not promoted to"
-    get_run_logger().info("v%d %s %s: %s", registered.version, verb, alias, decision.reason)
-    return decision

@@ -1,0 +1,206 @@
+"""An object, or a prefix of objects, in object storage, behind the same interface as a path.
+
+Credentials come from where the filesystem's own library looks: for S3, botocore's chain
+(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws, an instance or pod role;
+AWS_ENDPOINT_URL for an S3-compatible server); for GCS, Google's default credentials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from storage.errors import InvalidParameterError, StorageCredentialsError
+from storage.files import private_staging_folder
+from storage.location import SUPPORTED_PROTOCOLS, Location, is_glob
+
+__all__ = ["ObjectLocation", "object_location"]
+
+# Names of the exceptions credential chains raise when they find nothing (matched by name, so
+# that neither botocore nor google-auth is imported here).
+_NO_CREDENTIALS = {
+    "NoCredentialsError": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, in "
+    "the environment of the process that runs this (the worker), or give its machine a role",
+    "PartialCredentialsError": "AWS credentials are incomplete: set both AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+    "DefaultCredentialsError": "set GOOGLE_APPLICATION_CREDENTIALS, or run `gcloud auth "
+    "application-default login`, where this runs",
+}
+
+
+def object_location(uri: str, parameter: str) -> ObjectLocation:
+    """The object or prefix a URI names. Raises InvalidParameterError for a protocol that is
+    not object storage the project supports, or one whose filesystem is not installed."""
+    from fsspec.core import url_to_fs
+
+    protocol = uri.split("://", 1)[0]
+    if protocol not in SUPPORTED_PROTOCOLS:
+        raise InvalidParameterError(
+            f"{parameter}: {protocol}:// is not supported; use a local path, s3:// or gs://"
+        )
+    try:
+        # Listings are never cached: another writer's objects must show at once.
+        filesystem, path = url_to_fs(uri, use_listings_cache=False)
+    except (ImportError, ValueError) as error:
+        raise InvalidParameterError(f"{parameter}: cannot use {protocol}:// ({error})") from None
+    return ObjectLocation(filesystem, path.rstrip("/"))
+
+
+class ObjectLocation(Location):
+    """An object, or a prefix of objects, in object storage (any fsspec filesystem that can
+    refuse a write to an existing object: S3, GCS, Azure)."""
+
+    def __init__(self, filesystem: Any, path: str) -> None:
+        self._fs = filesystem
+        self._path = path
+
+    @property
+    def path(self) -> str:
+        """The filesystem's own form of the path: `bucket/key`."""
+        return self._path
+
+    @property
+    def uri(self) -> str:
+        return str(self._fs.unstrip_protocol(self._path))
+
+    @property
+    def name(self) -> str:
+        return self._path.rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> ObjectLocation:
+        return ObjectLocation(self._fs, self._path.rsplit("/", 1)[0])
+
+    def joinpath(self, *parts: str) -> ObjectLocation:
+        path = self._path
+        for part in parts:
+            for piece in part.split("/"):
+                if piece in ("", "."):
+                    continue
+                if piece == "..":
+                    raise InvalidParameterError(
+                        f"{self.uri}: '..' is not followed in object storage"
+                    )
+                path = f"{path}/{piece}"
+        return ObjectLocation(self._fs, path)
+
+    @property
+    def is_local(self) -> bool:
+        return False
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The filesystem's errors, with a missing-credentials one said plainly."""
+        try:
+            yield
+        except Exception as error:
+            hint = _NO_CREDENTIALS.get(type(error).__name__)
+            if hint is None:
+                raise
+            raise StorageCredentialsError(
+                f"{self.uri}: no credentials to reach {self.uri.split('://')[0]}:// storage: {hint}"
+            ) from None
+
+    def exists(self) -> bool:
+        with self._errors():
+            return bool(self._fs.exists(self._path))
+
+    def is_dir(self) -> bool:
+        with self._errors():
+            return bool(self._fs.isdir(self._path))
+
+    def is_file(self) -> bool:
+        with self._errors():
+            return bool(self._fs.isfile(self._path))
+
+    def read_bytes(self) -> bytes:
+        with self._errors():
+            return bytes(self._fs.cat_file(self._path))
+
+    def open_read(self) -> IO[bytes]:
+        with self._errors():
+            return self._fs.open(self._path, "rb")  # type: ignore[no-any-return]
+
+    def glob_files(self) -> list[ObjectLocation]:
+        """The objects this location's path matches as a glob pattern (`**` recurses), sorted."""
+        with self._errors():
+            matches = self._fs.glob(self._path, detail=True)
+        return [
+            ObjectLocation(self._fs, path)
+            for path, info in sorted(matches.items())
+            if info.get("type") == "file"
+        ]
+
+    def glob_base(self) -> ObjectLocation:
+        """The prefix of this glob pattern before its first wildcard."""
+        parts: list[str] = []
+        for part in self._path.split("/"):
+            if is_glob(part):
+                break
+            parts.append(part)
+        return ObjectLocation(self._fs, "/".join(parts))
+
+    def child_names(self) -> list[tuple[str, bool]]:
+        with self._errors():
+            entries = self._fs.ls(self._path, detail=True)
+        prefix = self._path + "/"
+        children = {
+            entry["name"].rstrip("/").removeprefix(prefix): entry["type"] == "directory"
+            for entry in entries
+            if entry["name"].rstrip("/") != self._path
+        }
+        return sorted(children.items())
+
+    def files_below(self) -> list[str]:
+        with self._errors():
+            found = self._fs.find(self._path)
+        prefix = self._path + "/"
+        return sorted(path.removeprefix(prefix) for path in found if path.startswith(prefix))
+
+    @contextlib.contextmanager
+    def local_copy(self) -> Iterator[Path]:
+        path = self.new_temporary()
+        try:
+            self.copy_to(path)
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    def copy_to(self, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._errors():
+            self._fs.get_file(self._path, str(target))
+
+    def write_atomically(self, content: bytes) -> None:
+        with self._errors():
+            self._fs.pipe_file(self._path, content)
+
+    def create_exclusively(self, content: bytes) -> bool:
+        with self._errors():
+            try:
+                self._fs.pipe_file(self._path, content, mode="create")
+            except FileExistsError:
+                return False
+        return True
+
+    def publish(self, finished: Path, *, exclusive: bool) -> bool:
+        try:
+            with self._errors():
+                try:
+                    self._fs.put_file(
+                        str(finished), self._path, mode="create" if exclusive else "overwrite"
+                    )
+                except FileExistsError:
+                    return False
+        finally:
+            finished.unlink(missing_ok=True)
+        return True
+
+    def staging_folder(self) -> Path:
+        return private_staging_folder()
+
+    def delete(self) -> None:
+        with self._errors(), contextlib.suppress(FileNotFoundError):
+            self._fs.rm_file(self._path)
