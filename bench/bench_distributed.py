@@ -6,7 +6,7 @@ of issue 12 from one run.
     python bench/bench_distributed.py --rows-per-file 5000  # a quick look
 
 Input: IMDB review text from ../shared/data/imdb, repeated to size, in --files files; the same
-files are uploaded to a moto S3 server started on loopback (tests/s3_support.py), which also
+files are uploaded to a moto S3 server started on loopback (testkit/s3.py), which also
 holds a copy of the model store. The model is the tutorial LSTM, untrained (throughput does not
 depend on the weights). Every run is a fresh process that times `run_scoring` end to end
 against one Prefect API; a run's rows/s is its rows over that wall time.
@@ -151,7 +151,7 @@ def dask_cluster(
 ) -> Iterator[str]:
     """The cluster the README starts; how long it took to be ready is printed, not timed in
     any run."""
-    from tests.dask_support import running_dask_cluster
+    from testkit.dask_cluster import running_dask_cluster
 
     started = time.perf_counter()
     with running_dask_cluster(workers, threads, environment, folder, 300) as address:
@@ -184,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench_scoring import register_recipe_model, write_input
     from prefect.testing.utilities import prefect_test_harness
 
-    from tests.dask_support import cluster_environment
-    from tests.s3_support import new_bucket, running_s3_server
+    from testkit.dask_cluster import cluster_environment
+    from testkit.s3 import new_bucket, running_s3_server
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     data_dir = Path(arguments.data_dir)

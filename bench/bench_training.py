@@ -26,9 +26,9 @@ from tasks.training import TrainingConfig, build_model, train_model
 from tasks.training.data import PaddedData, load_parquet_reviews, pad_data
 from tasks.training.evaluation import evaluate_model
 
-# The behaviour checks live with their tests (tests/test_model_behaviour.py).
+# The behaviour checks the tests run too (testkit/behaviour.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.test_model_behaviour import behaviour_failures, scorer
+from testkit.behaviour import behaviour_failures, scorer
 
 TUTORIAL = TrainingConfig()
 # The n-gram recipes' common settings: one small hidden layer, stopped by the validation loss.

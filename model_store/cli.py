@@ -20,6 +20,7 @@ from model_store.entities import ModelVersion
 from model_store.errors import IntegrityError, ModelStoreError
 from model_store.names import CHAMPION, LATEST
 from model_store.store import ModelStore
+from storage import UserError
 
 __all__ = ["KEY_METRICS", "add_models_parser", "run_models_command"]
 
@@ -119,7 +120,7 @@ def run_models_command(
     }
     try:
         return handlers[args.models_command](store, args, out, err)
-    except (ModelStoreError, OSError) as error:
+    except UserError as error:  # a bug keeps its traceback (tasks/failures.py)
         print(_error_line(error, getattr(args, "name", None)), file=err)
         return 1
 

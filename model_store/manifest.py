@@ -10,11 +10,13 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from model_store.errors import IntegrityError
+from model_store.errors import IntegrityError, InvalidInputError
+from model_store.keras_model import collect_library_versions, keras_backend
 from model_store.names import is_valid_name
 from storage.files import dump_json, fsync_directory, sha256_of_file, write_bytes_durably
 
@@ -22,8 +24,10 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_CHECKSUM_FILE",
     "MANIFEST_FILE",
+    "ManifestRecord",
     "file_problems",
     "file_records",
+    "json_text",
     "read_manifest",
     "utc_now_iso",
     "write_manifest",
@@ -137,3 +141,63 @@ def _file_problem(version_dir: Path, file_name: str, record: Any) -> str | None:
     if sha256_of_file(path) != record.get("sha256"):
         return f"{file_name} was changed (sha256 differs from the manifest)"
     return None
+
+
+def json_text(value: Any, what: str) -> str:
+    """Compact JSON of a mapping argument, or InvalidInputError naming `what`."""
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"{what} must be a mapping, not {type(value).__name__}")
+    try:
+        return dump_json(dict(value), indent=None)
+    except (TypeError, ValueError) as error:
+        raise InvalidInputError(f"{what} must be JSON serialisable: {error}") from None
+
+
+@dataclass(frozen=True)
+class ManifestRecord:
+    """What a new version's manifest records beside its files, checked before anything is
+    written."""
+
+    name: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    data_fingerprint: str
+    run_id: str | None
+
+    @classmethod
+    def checked(
+        cls,
+        name: str,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        data_fingerprint: str,
+        run_id: str | None,
+    ) -> ManifestRecord:
+        """The record, or InvalidInputError naming the argument that cannot be stored."""
+        if not isinstance(data_fingerprint, str):
+            raise InvalidInputError("data_fingerprint must be a string")
+        if run_id is not None and not isinstance(run_id, str):
+            raise InvalidInputError("run_id must be a string or None")
+        return cls(
+            name,
+            json.loads(json_text(params, "params")),
+            json.loads(json_text(metrics, "metrics")),
+            data_fingerprint,
+            run_id,
+        )
+
+    def manifest_of(self, staged: Path) -> dict[str, Any]:
+        """The manifest of the files staged in `staged`; its version is set per attempt."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "model_name": self.name,
+            "version": None,
+            "created_at": utc_now_iso(),
+            "run_id": self.run_id,
+            "params": self.params,
+            "metrics": self.metrics,
+            "data_fingerprint": self.data_fingerprint,
+            "library_versions": collect_library_versions(),
+            "keras_backend": keras_backend(),
+            "files": file_records(staged),
+        }

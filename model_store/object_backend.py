@@ -32,6 +32,7 @@ from model_store.errors import IntegrityError, ModelStoreError, NotFoundError
 from model_store.manifest import MANIFEST_FILE, utc_now_iso
 from model_store.names import is_valid_name, version_number
 from model_store.version_folder import DELETED_MARKER, VERSIONS_DIR
+from storage.faults import fault_point
 from storage.files import dump_json
 from storage.objects import ObjectLocation
 
@@ -114,6 +115,7 @@ class ObjectBackend:
             for path in sorted(staged.iterdir()):
                 if path.name != MANIFEST_FILE:
                     folder.joinpath(path.name).publish(path, exclusive=False)
+            fault_point("register.before-commit")
             if not folder.joinpath(MANIFEST_FILE).publish(staged / MANIFEST_FILE, exclusive=True):
                 raise ModelStoreError(
                     f"{folder.uri} was claimed by this writer but holds another manifest"

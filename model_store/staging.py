@@ -20,6 +20,7 @@ from pathlib import Path
 
 from model_store.errors import ModelStoreError
 from model_store.names import version_number
+from storage.faults import fault_point
 from storage.files import exclusive_lock, fsync_directory, try_lock_nonblocking
 
 __all__ = [
@@ -114,6 +115,7 @@ def publish_as_next_version(
     for _attempt in range(_MAX_PUBLISH_ATTEMPTS):
         version = next_version_number(versions_dir)
         prepare(staging_path, version)
+        fault_point("register.before-commit")
         try:
             # Atomic, and fails if versions/<N> exists: it is never empty (files or a
             # tombstone), so two writers can never both get N.

@@ -1,21 +1,7 @@
 """The registry's rules: append-only numbered versions, aliases that only name sound versions.
 
-Layout (see docs/design.md, "A model version on disk"):
-
-    <root>/<model-name>/
-      versions/<N>/          model.keras, vocabulary.json, extra files,
-                             manifest.json (sha256 and size of every file), manifest.sha256
-      aliases.json           {"champion": 3, ...}; .alias-history.json beside it (aliases.py)
-      .lock                  flock taken for alias changes and deletes
-      .staging/              versions being written (staging.py)
-
-A version is written in a staging folder and renamed to `versions/<N>`; the rename fails when
-another writer took N first, and the writer retries with the next number. A deleted version
-keeps its folder with a `.deleted` tombstone, so N is never reused. In object storage, where
-nothing renames or locks, the same rules hold by objects created only if absent
-(object_backend.py; backend.py has the table of each guarantee on each kind). The plumbing
-lives beside this module: names.py, version_folder.py, manifest.py, staging.py, aliases.py,
-promotion.py, keras_model.py, storage.py.
+The layout and how each kind of storage keeps these rules are in docs/design.md ("A model
+version on disk") and backend.py; the plumbing lives beside this module, one concern each.
 """
 
 from __future__ import annotations
@@ -33,27 +19,22 @@ from model_store.entities import LoadedModel, ModelVersion
 from model_store.errors import (
     AliasInUseError,
     IntegrityError,
-    InvalidInputError,
     InvalidNameError,
     ModelStoreError,
     NotFoundError,
+)
+from model_store.integrity import (
+    read_version_manifest,
+    verify_model_file,
+    verify_version_files,
 )
 from model_store.keras_model import (
     MODEL_FILE,
     check_loads_in_safe_mode,
     check_model_argument,
-    collect_library_versions,
-    keras_backend,
     load_keras_model,
 )
-from model_store.manifest import (
-    FORMAT_VERSION,
-    file_problems,
-    file_records,
-    read_manifest,
-    utc_now_iso,
-    write_manifest,
-)
+from model_store.manifest import ManifestRecord, json_text, utc_now_iso, write_manifest
 from model_store.names import (
     CHAMPION,
     LATEST,
@@ -73,8 +54,7 @@ from model_store.version_folder import (
     checked_extra_files,
     write_version_files,
 )
-from storage import Location
-from storage.files import dump_json
+from storage import Location, fault_point, locate
 
 __all__ = ["LoadedModel", "ModelStore", "ModelVersion"]
 
@@ -96,7 +76,7 @@ class ModelStore:
         check_model: Callable[[Path], None] = check_loads_in_safe_mode,
     ) -> None:
         # No storage access here: folders are created by the first registration.
-        self.location = Location.of(root, "model_store_root")
+        self.location = locate(root, "model_store_root")
         self._backend = backend_for(self.location)
         self._check_model = check_model
 
@@ -130,32 +110,16 @@ class ModelStore:
         """
         validate_model_name(name)
         # Check every argument before touching the disk, so bad input leaves nothing behind.
-        vocabulary_text = _json_text(vocabulary, "vocabulary")
-        plain_params = json.loads(_json_text(params, "params"))
-        plain_metrics = json.loads(_json_text(metrics, "metrics"))
-        if not isinstance(data_fingerprint, str):
-            raise InvalidInputError("data_fingerprint must be a string")
-        if run_id is not None and not isinstance(run_id, str):
-            raise InvalidInputError("run_id must be a string or None")
+        vocabulary_text = json_text(vocabulary, "vocabulary")
+        record = ManifestRecord.checked(name, params, metrics, data_fingerprint, run_id)
         extras = checked_extra_files(extra_files or {})
         check_model_argument(model)
 
         with self._backend.staging(name) as staging_path:
             write_version_files(staging_path, model, vocabulary_text, extras)
             self._check_model(staging_path / MODEL_FILE)
-            manifest: dict[str, Any] = {
-                "format_version": FORMAT_VERSION,
-                "model_name": name,
-                "version": None,  # set by _write_manifest_for, once per attempt
-                "created_at": utc_now_iso(),
-                "run_id": run_id,
-                "params": plain_params,
-                "metrics": plain_metrics,
-                "data_fingerprint": data_fingerprint,
-                "library_versions": collect_library_versions(),
-                "keras_backend": keras_backend(),
-                "files": file_records(staging_path),
-            }
+            fault_point("register.staged")
+            manifest = record.manifest_of(staging_path)
             version = self._backend.publish(
                 name,
                 staging_path,
@@ -431,21 +395,10 @@ class ModelStore:
         alias_text = ", ".join(f"{alias} -> {aliases[alias]}" for alias in sorted(aliases))
         return f"versions: {versions}; aliases: {alias_text or 'none'}"
 
-    def _raise_if_deleted(self, name: str, version: int) -> None:
-        if self._backend.version_state(name, version) == "deleted":
-            raise NotFoundError(f"version {version} of {name!r} was deleted")
-
     def _read_manifest(
         self, name: str, version: int, *, check_checksum: bool = True
     ) -> dict[str, Any]:
-        def read_file(file_name: str) -> bytes:
-            return self._backend.read_version_file(name, version, file_name)
-
-        try:
-            return read_manifest(read_file, name, version, check_checksum=check_checksum)
-        except IntegrityError:
-            self._raise_if_deleted(name, version)  # a tombstone has no manifest
-            raise
+        return read_version_manifest(self._backend, name, version, check_checksum=check_checksum)
 
     def _metric_of(self, name: str, version: int, metric: str) -> float | None:
         """The `metric` of a version; None when it has none or its manifest is unreadable."""
@@ -457,35 +410,10 @@ class ModelStore:
     def _verify_version(
         self, name: str, version: int, version_dir: Path | None = None
     ) -> dict[str, Any]:
-        """Check a version's files against its manifest; return the manifest. `version_dir`
-        holds its files if the caller has them at hand (else they are fetched)."""
-        manifest = self._read_manifest(name, version)
-        if version_dir is None:
-            with self._backend.version_files(name, version) as fetched:
-                problems = file_problems(fetched, manifest)
-        else:
-            problems = file_problems(version_dir, manifest)
-        if problems:
-            self._raise_if_deleted(name, version)
-            raise IntegrityError(
-                f"version {version} of {name!r} failed verification: "
-                f"{'; '.join(problems.values())}",
-                list(problems.values()),
-                list(problems),
-            )
-        return manifest
+        return verify_version_files(self._backend, name, version, version_dir)
 
     def _verify_model(self, name: str, version: int) -> None:
-        """IntegrityError when the version's model.keras does not pass `check_model`."""
-        try:
-            with self._backend.version_files(name, version) as version_dir:
-                self._check_model(version_dir / MODEL_FILE)
-        except InvalidInputError as error:
-            raise IntegrityError(
-                f"version {version} of {name!r} failed verification: {error}",
-                [str(error)],
-                [MODEL_FILE],
-            ) from None
+        verify_model_file(self._backend, self._check_model, name, version)
 
     def _verify_target(self, name: str, alias: str, version: int) -> None:
         """Refuse to point `alias` at a version whose files differ from its manifest."""
@@ -519,13 +447,3 @@ class ModelStore:
             return change(state)
 
         return self._backend.change_aliases(name, checked)
-
-
-def _json_text(value: Any, what: str) -> str:
-    """Compact JSON of a mapping argument, or InvalidInputError naming `what`."""
-    if not isinstance(value, Mapping):
-        raise InvalidInputError(f"{what} must be a mapping, not {type(value).__name__}")
-    try:
-        return dump_json(dict(value), indent=None)
-    except (TypeError, ValueError) as error:
-        raise InvalidInputError(f"{what} must be JSON serialisable: {error}") from None

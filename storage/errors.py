@@ -3,7 +3,7 @@
 A `UserError` is raised where the code knows the user's mistake (a bad parameter, a missing
 path, a refused credential, unusable data, an unknown model): its message is one line that says
 what and where, the CLI prints it as `error: ...` and exits 1, and a run ends Failed with it as
-the state's message, with no traceback (flows.failures). Any other exception is a bug and keeps
+the state's message, with no traceback (tasks/failures.py). Any other exception is a bug and keeps
 its traceback everywhere. The family sits at the bottom layer so that every layer can raise it.
 Each class also derives from the builtin a caller would catch for that kind of failure.
 """

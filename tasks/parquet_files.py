@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from storage import InvalidParameterError, Location, MissingPathError, is_glob
+from storage import InvalidParameterError, Location, MissingPathError, is_glob, locate
 from storage.objects import ObjectLocation
 
 __all__ = ["SkippedInput", "find_parquet_files", "is_glob", "relative_path"]
@@ -98,12 +98,12 @@ def find_parquet_files(
     input_path = str(input_path)
     if not input_path:
         raise InvalidParameterError(f"{parameter} is empty: give a folder, glob or Parquet file")
-    location = Location.of(input_path, parameter)
+    location = locate(input_path, parameter)
     if isinstance(location, ObjectLocation):
         root, found, skipped = _find_in_object_storage(location, input_path, parameter)
     else:
         local_root, paths, skipped = _find_on_disk(input_path, parameter)
-        root, found = Location.of(local_root), [Location.of(path) for path in paths]
+        root, found = locate(local_root), [locate(path) for path in paths]
     if not found:
         what = "match the glob" if not location.exists() else "under the folder"
         raise MissingPathError(

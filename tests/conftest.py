@@ -9,24 +9,37 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3_support import S3Server, forget_s3_clients, new_bucket, running_s3_server
+from testkit.s3 import S3Server, forget_s3_clients, new_bucket, running_s3_server
+from testkit.synthetic import TINY_MAXLEN, TINY_MODEL_NAME, TINY_NUM_WORDS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-TINY_MODEL_NAME = "tiny-sentiment"
-TINY_NUM_WORDS = 60
-TINY_MAXLEN = 16
+
+# Markers drawn from what a test uses, so a new test is sorted without anyone remembering to.
+_MARKER_OF_FIXTURE = {
+    "s3_server": "s3",
+    "dask_cluster": "dask",
+    "prefect_api": "slow",
+    "tiny_model_store": "slow",  # trains the tiny model once per worker
+    "trained": "slow",  # a module's one training
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `-n 2 --dist loadgroup --no-loadscope-reorder` (`make test`), a module's tests
-    share one worker, so its module-scoped fixtures (a server, a trained model) are built once;
-    a test may name its own group to run beside them. The end-to-end tests, the longest, are
-    handed out first, so that the rest fills in around them."""
+    """Markers drawn from what a test uses: every test that uses the S3 server is marked `s3`, a
+    Dask cluster `dask`, and a Prefect API or a trained model `slow`; `make test-fast` runs what
+    none of these (nor `e2e`, `browser`) marks.
+
+    The end-to-end tests, the longest, are handed out first, so that the rest fills in around
+    them: `make test` runs `-n 2 --dist loadfile --no-loadscope-reorder`, a module's tests on one
+    worker (its module fixtures, a server or the browser journey, built once) in this order.
+    """
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in _MARKER_OF_FIXTURE.items():
+            if fixture in fixtures:
+                item.add_marker(marker)
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
@@ -68,7 +81,7 @@ def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tasks.training import TrainingConfig, train_model
     from tasks.training.data import load_parquet_reviews, pad_data
     from tasks.training.evaluation import evaluate_model
-    from tests.synthetic import write_labeled_dataset
+    from testkit.synthetic import write_labeled_dataset
 
     root = tmp_path_factory.mktemp("models")
     folder = write_labeled_dataset(

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from testkit import REPOSITORY as REPO
+
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 IMAGE_VENV = "/opt/venv"
@@ -230,6 +231,7 @@ def _emulate_copy(
         shutil.copy2(path, target)
 
 
+@pytest.mark.slow
 def test_install_command_installs_the_package_in_a_fresh_venv_and_the_command_starts(
     instructions: list[Instruction],
     ignore_rules: list[tuple[re.Pattern[str], bool]],
@@ -299,7 +301,11 @@ def test_install_command_installs_the_package_in_a_fresh_venv_and_the_command_st
 
     # The project itself lives in the fresh venv, not in the project's editable install.
     located = subprocess.run(
-        [str(fresh_python), "-c", "import flows, tasks, model_store, storage; print(flows.__file__)"],
+        [
+            str(fresh_python),
+            "-c",
+            "import flows, tasks, model_store, storage; print(flows.__file__)",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -31,15 +31,6 @@ STATUS_NULL_TEXT = "null_text"
 STATUS_EMPTY_TEXT = "empty_text"
 STATUS_NOT_STRING = "not_string"
 STATUS_INVALID_UTF8 = "invalid_utf8"
-OUTPUT_COLUMNS = (
-    DEFAULT_ID_COLUMN,
-    "score",
-    "label",
-    "status",
-    "model_name",
-    "model_version",
-    "scored_at",
-)
 # Schema metadata key of an output file: what it was made from (checked before skipping).
 STAMP_KEY = b"review_scoring.stamp"
 # Footer metadata key, written when the file is complete: its row counts and score histogram.
@@ -56,6 +47,8 @@ _FIXED_FIELDS = (
     pa.field("model_version", pa.int64(), nullable=False),
     pa.field("scored_at", pa.timestamp("us", tz="UTC"), nullable=False),
 )
+# The columns every output file starts with, in this order; carried input columns follow.
+OUTPUT_COLUMNS = tuple(field.name for field in _FIXED_FIELDS)
 
 
 @dataclass(frozen=True)

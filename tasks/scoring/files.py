@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from storage import Location, sha256_of_file
+from storage import Location, locate, sha256_of_file
 from tasks.contract import (
     DEFAULT_ID_COLUMN,
     HISTOGRAM_BINS,
@@ -33,7 +33,13 @@ from tasks.scoring.contract import STATS_KEY, OutputLayout, output_layout
 from tasks.scoring.encoding import classify_texts, encode_for_model
 from tasks.scoring.model import ScoringModel
 from tasks.scoring.prefetch import PREFETCH_BATCHES, prefetched
-from tasks.scoring.records import FileResult, InputFileError, OutputConflictError, ScoringJob
+from tasks.scoring.records import (
+    FileResult,
+    InputFileError,
+    OutputConflictError,
+    ScoringJob,
+    total_status_counts,
+)
 from tasks.scoring.writing import atomic_parquet_writer, read_output_stamp
 
 __all__ = ["score_file"]
@@ -124,7 +130,7 @@ def _open_input(local_input: Path, job: ScoringJob) -> tuple[pq.ParquetFile, str
 @contextlib.contextmanager
 def _local_input(job: ScoringJob) -> Iterator[Path]:
     """The input on this machine's disk: itself, or a private copy of an object."""
-    location = Location.of(job.input_path)
+    location = locate(job.input_path)
     if location.is_local:
         yield location.local_path
         return
@@ -211,9 +217,10 @@ class _Tally:
         self.rows += len(statuses)
         self.counts += score_counts(predicted)
         self.positives += int((predicted >= POSITIVE_THRESHOLD).sum())
-        for entry in pc.value_counts(statuses).to_pylist():
-            status, count = entry["values"], entry["counts"]
-            self.status_counts[status] = self.status_counts.get(status, 0) + count
+        batch_counts = {
+            entry["values"]: entry["counts"] for entry in pc.value_counts(statuses).to_pylist()
+        }
+        self.status_counts = total_status_counts([self.status_counts, batch_counts])
         self.ids.append(review_ids)
 
     def stats(self, input_sha256: str, ids_are_row_numbers: bool) -> dict[str, Any]:
@@ -306,7 +313,7 @@ def score_file(
             f"job is for {job.model.name} v{job.model.version} but the model given is "
             f"{model.name} v{model.version}"
         )
-    output = Location.of(job.output_path)
+    output = locate(job.output_path)
     with _local_input(job) as local_input:
         parquet, id_column = _open_input(local_input, job)
         stamp = _stamp(job, model, id_column, local_input)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from datetime import date
 
-from storage import Location, MissingPathError, NotAFolderError
+from storage import Location, MissingPathError, NotAFolderError, locate
 from tasks.contract import TEXT_COLUMN
 from tasks.parquet_files import IGNORED_PREFIXES, find_parquet_files, relative_path
 from tasks.scoring.records import (
@@ -65,7 +65,7 @@ def partition_input_path(input_path: str, partition: str, scheduled_date: date) 
         raise ScoringError(
             f"partition: {partition!r} is not a template with only {{scheduled_date}} in it"
         ) from error
-    parent = Location.of(input_path, "input_path")
+    parent = locate(input_path, "input_path")
     location = parent.joinpath(folder_name)
     if not location.exists():
         present = (
@@ -98,7 +98,7 @@ def plan_jobs(
         input_root, inputs, skipped = find_parquet_files(input_path)
     except ValueError as error:
         raise ScoringError(str(error)) from error
-    output_location = Location.of(output_root, "output_root")
+    output_location = locate(output_root, "output_root")
     check_paths_do_not_overlap(input_root, inputs, output_location)
     output_dir = output_dir_for(output_location, model.name, model.version)
     jobs = []

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model_store import ModelStore, check_keras_archive
-from storage import Location
+from storage import locate
 from tasks.contract import EvaluationMetrics
 from tasks.scoring.records import DEFAULT_BATCH_SIZE, ResolvedModel, ScoringError
 from tasks.text import Vocabulary
@@ -192,7 +192,7 @@ def _register_project_layers() -> None:
 
 def load_scoring_model(model: ResolvedModel) -> ScoringModel:
     """Load a resolved version once per process (checksums checked, Keras safe mode)."""
-    key = (Location.of(model.store_root).uri, model.name, model.version)
+    key = (locate(model.store_root).uri, model.name, model.version)
     with _loaded_models_lock:
         if key in _loaded_models:
             _loaded_models.move_to_end(key)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -23,7 +25,16 @@ __all__ = [
     "ScoringPlan",
     "ScoringSummary",
     "SkippedInput",
+    "total_status_counts",
 ]
+
+
+def total_status_counts(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Rows by status summed over files (or batches), sorted by status."""
+    total: Counter[str] = Counter()
+    for each in counts:
+        total.update(each)
+    return dict(sorted(total.items()))
 
 
 # Rows read, tokenized and predicted at a time: one compiled predict block (tasks.scoring.model),

@@ -14,6 +14,7 @@ from tasks.scoring.records import (
     ResolvedModel,
     ScoringPlan,
     ScoringSummary,
+    total_status_counts,
 )
 
 __all__ = ["compare_score_distributions", "population_stability_index", "summarize_run"]
@@ -91,10 +92,7 @@ def summarize_run(
     """Totals over the files, and the drift check over the rows this run scored."""
     scored = [result for result in results if result.outcome == "scored"]
     skipped = [result for result in results if result.outcome == "skipped"]
-    status_counts: dict[str, int] = {}
-    for result in results:
-        for status, count in result.status_counts.items():
-            status_counts[status] = status_counts.get(status, 0) + count
+    status_counts = total_status_counts(result.status_counts for result in results)
     rows_ok = status_counts.get(STATUS_OK, 0)
     positives = sum(result.positives for result in results)
     rows_scored = sum(result.rows for result in scored)

@@ -21,10 +21,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage import Location
+from storage import Location, fault_point, locate
 from storage.files import dump_json
 from tasks.scoring.contract import COMPLETION_MARKER, STAMP_KEY, STATS_KEY
-from tasks.scoring.records import FileFailure, FileResult
+from tasks.scoring.records import FileFailure, FileResult, total_status_counts
 
 __all__ = [
     "atomic_parquet_writer",
@@ -47,6 +47,7 @@ def atomic_parquet_writer(
     try:
         yield writer
         writer.close()
+        fault_point("score.before-publish")
         published = output.publish(temporary, exclusive=exclusive)
     except BaseException:
         writer.close()
@@ -86,10 +87,10 @@ def mark_complete_folders(
     A folder with a failed input gets none (and keeps none from an earlier run), so a downstream
     job that waits for the marker never reads a half-scored night. Returns the folders marked.
     """
-    failed_folders = {Location.of(failure.output_path).parent for failure in failures}
+    failed_folders = {locate(failure.output_path).parent for failure in failures}
     by_folder: dict[Location, list[FileResult]] = {}
     for result in results:
-        by_folder.setdefault(Location.of(result.output_path).parent, []).append(result)
+        by_folder.setdefault(locate(result.output_path).parent, []).append(result)
     for folder in failed_folders:
         (folder / COMPLETION_MARKER).delete()
     marked: list[str] = []
@@ -99,10 +100,6 @@ def mark_complete_folders(
         nothing_new = all(result.outcome == "skipped" for result in folder_results)
         if nothing_new and (folder / COMPLETION_MARKER).exists():
             continue  # the run that scored these files already said so
-        status_counts: dict[str, int] = {}
-        for result in folder_results:
-            for status, count in result.status_counts.items():
-                status_counts[status] = status_counts.get(status, 0) + count
         write_completion_marker(
             folder,
             {
@@ -111,9 +108,11 @@ def mark_complete_folders(
                 "model_version": model_version,
                 "completed_at": clock().isoformat(),
                 "rows": sum(result.rows for result in folder_results),
-                "status_counts": dict(sorted(status_counts.items())),
+                "status_counts": total_status_counts(
+                    result.status_counts for result in folder_results
+                ),
                 "files": [
-                    {"file": Location.of(result.output_path).name, "rows": result.rows}
+                    {"file": locate(result.output_path).name, "rows": result.rows}
                     for result in sorted(folder_results, key=lambda result: result.output_path)
                 ],
             },

@@ -24,6 +24,7 @@ from storage import (
     Location,
     MissingPathError,
     UserError,
+    locate,
     sha256_of_file,
 )
 from tasks.contract import LABEL_COLUMN, TEXT_COLUMN
@@ -104,7 +105,7 @@ def _fingerprint(lines: Sequence[str]) -> str:
 
 
 def _existing_file(path: str | Path | Location, parameter: str) -> Location:
-    location = Location.of(path, parameter)
+    location = locate(path, parameter)
     if not location.is_file():
         raise MissingPathError(f"{parameter}: {location} does not exist")
     return location
@@ -292,7 +293,7 @@ def load_parquet_reviews(
     `test_path`, or a seeded `test_fraction` of the data. The vocabulary comes from
     `word_index_path` or is built from the training texts.
     """
-    data_location = Location.of(data_path, "data_path")
+    data_location = locate(data_path, "data_path")
     train_paths: list[Location] = []
     test_paths: list[Location] = []
     if test_path is None and data_location.is_dir():
@@ -366,9 +367,9 @@ def load_labeled_data(
             raise InvalidParameterError(
                 "data_path: source 'npz' needs the path of an imdb.npz file"
             )
-        npz = Location.of(data_path, "data_path")
+        npz = locate(data_path, "data_path")
         index = (
-            Location.of(word_index_path, "word_index_path")
+            locate(word_index_path, "word_index_path")
             if word_index_path
             else npz.parent / "imdb_word_index.json"
         )

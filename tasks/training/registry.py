@@ -18,7 +18,7 @@ from model_store import (
     PromotionMode,
     validate_model_name,
 )
-from storage import Location, NotAFolderError, StorageAccessError
+from storage import NotAFolderError, StorageAccessError, locate
 from tasks.contract import EvaluationMetrics
 from tasks.text import Vocabulary
 from tasks.training.model import TrainedModel
@@ -46,7 +46,7 @@ def check_destination(store_root: str, model_name: str) -> None:
     permission or credentials, a full disk.
     """
     validate_model_name(model_name)
-    location = Location.of(store_root, "model_store_root")
+    location = locate(store_root, "model_store_root")
     if not location.is_local:
         probe = location / f".write-probe-{uuid.uuid4().hex}"
         try:
@@ -117,7 +117,7 @@ def register_version(
 
 def read_curves(registered: RegisteredVersion) -> bytes | None:
     """The curves PNG stored with a version, wherever the store lives; None without one."""
-    curves = Location.of(registered.path) / CURVES_FILE
+    curves = locate(registered.path) / CURVES_FILE
     return curves.read_bytes() if curves.is_file() else None
 
 

@@ -1,0 +1,34 @@
+"""Fixtures of the flow tests: the tiny model's store, here and on the test S3 server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model_store import CHAMPION, ModelStore
+from testkit.synthetic import TINY_MODEL_NAME
+
+
+@pytest.fixture
+def s3_store(s3_bucket: str, tiny_model_store: Path) -> str:
+    """`<bucket>/models` holding the tiny model as v1, champion: registered there from the
+    session's local store, as a team moving to object storage would."""
+    loaded = ModelStore(tiny_model_store).load(TINY_MODEL_NAME, CHAMPION)
+    store = ModelStore(f"{s3_bucket}/models")
+    version = store.register(
+        TINY_MODEL_NAME,
+        loaded.model,
+        loaded.vocabulary,
+        params=loaded.manifest["params"],
+        metrics=loaded.manifest["metrics"],
+        data_fingerprint=loaded.manifest["data_fingerprint"],
+    )
+    store.set_alias(TINY_MODEL_NAME, CHAMPION, version.version)
+    return store.root
+
+
+@pytest.fixture(scope="module")
+def model_store_root(tiny_model_store: Path) -> Path:
+    """The session's store holding the tiny model as v1, champion."""
+    return tiny_model_store

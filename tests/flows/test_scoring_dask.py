@@ -1,0 +1,83 @@
+"""A Dask cluster scores from object storage and writes there: real `dask scheduler` and
+`dask worker` processes on loopback (started as the README tells a user to), the loopback S3
+server (testkit/s3.py) holding the reviews, the model store and the predictions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.scoring import run_scoring
+from tasks.scoring import ResolvedModel
+from tasks.scoring.model import preload_version
+from testkit.dask_cluster import cluster_environment, running_dask_cluster
+from testkit.s3 import read_predictions, upload
+from testkit.scoring import s3_score_params as params_for
+from testkit.scoring import write_reviews
+from testkit.synthetic import TINY_MODEL_NAME
+
+pytestmark = pytest.mark.dask
+
+WORKERS = 2
+FILES, ROWS_PER_FILE = 4, 300
+
+
+@pytest.fixture
+def dask_cluster(prefect_api: None, s3_bucket: str, tmp_path: Path) -> Iterator[str]:
+    """A scheduler and two single-threaded workers, each its own process."""
+    with running_dask_cluster(WORKERS, 1, cluster_environment(), tmp_path) as address:
+        yield address
+
+
+def write_lake(tmp_path: Path, bucket: str) -> list[str]:
+    for number in range(FILES):
+        write_reviews(
+            tmp_path / "lake" / f"day={number}" / "data_0.parquet", rows=ROWS_PER_FILE, seed=number
+        )
+    upload(tmp_path / "lake", f"{bucket}/lake")
+    return [f"data_0/{row}" for _ in range(FILES) for row in range(ROWS_PER_FILE)]
+
+
+def test_an_external_dask_cluster_scores_from_and_to_object_storage_loading_once_per_worker(
+    dask_cluster: str, s3_bucket: str, s3_store: str, tmp_path: Path
+) -> None:
+    expected = write_lake(tmp_path, s3_bucket)
+    params = params_for(
+        s3_bucket,
+        f"{s3_bucket}/lake",
+        task_runner="dask",
+        dask_address=dask_cluster,
+        max_concurrent_files=WORKERS,
+    )
+    summary = run_scoring(params)
+    assert (summary.files_scored, summary.rows_scored) == (FILES, FILES * ROWS_PER_FILE)
+    table = read_predictions(summary.output_dir)
+    assert sorted(table.column("review_id").to_pylist()) == sorted(expected)  # exactly once
+    assert sorted(set(table.column("day").to_pylist())) == list(range(FILES))
+
+    # Each worker process loaded the version once, for all the files it scored.
+    from distributed import Client
+
+    model = ResolvedModel(store_root=s3_store, name=TINY_MODEL_NAME, version=1)
+    with Client(dask_cluster) as client:
+        loads = client.run(preload_version, model)
+    key = f"{s3_store}/{TINY_MODEL_NAME}/v1"
+    assert [counts[key] for counts in loads.values()] == [1] * WORKERS, loads
+
+    again = run_scoring(params)  # a rerun on the same long-lived workers: nothing new
+    assert (again.files_scored, again.files_skipped) == (0, FILES)
+
+
+def test_the_local_dask_runner_scores_from_and_to_object_storage(
+    prefect_api: None, s3_bucket: str, s3_store: str, tmp_path: Path
+) -> None:
+    expected = write_lake(tmp_path, s3_bucket)
+    summary = run_scoring(
+        params_for(s3_bucket, f"{s3_bucket}/lake", task_runner="local-dask", max_concurrent_files=2)
+    )
+    assert summary.files_scored == FILES
+    table = read_predictions(summary.output_dir)
+    assert sorted(table.column("review_id").to_pylist()) == sorted(expected)
