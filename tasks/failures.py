@@ -7,6 +7,8 @@
 - Anything else is a bug and keeps its traceback everywhere.
 - A task that does I/O retries once, 5 s later, what a second try may not meet: an OSError whose
   errno says the disk, the share or the network hiccuped (`RETRY_ON_IO_HICCUPS`). Nothing else.
+  Prefect logs nothing when a task with retries left fails with an error its retry condition
+  refuses, so the preset's failure hook logs a bug's traceback itself.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ if TYPE_CHECKING:
     from prefect.states import State
     from prefect.tasks import Task
 
-__all__ = ["RETRY_ON_IO_HICCUPS", "fail_run", "is_transient", "show_user_errors_as_one_line"]
+__all__ = [
+    "RETRY_ON_IO_HICCUPS",
+    "fail_run",
+    "is_transient",
+    "log_bug_traceback",
+    "show_user_errors_as_one_line",
+]
 
 RETRY_DELAY_SECONDS = 5
 _TRANSIENT_ERRNOS = frozenset(
@@ -33,10 +41,31 @@ _RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
 _REPORTED = "_review_scoring_reported_as_state"
 
 
+def _error_of(state: State[Any]) -> object:
+    """The exception a failed state holds (a final state wraps it in a result record)."""
+    data = state.data
+    return getattr(data, "result", data)
+
+
 def is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """A `retry_condition_fn`: retry OSErrors whose errno says the next try may succeed."""
-    error = state.data
+    error = _error_of(state)
     return isinstance(error, OSError) and error.errno in _TRANSIENT_ERRNOS
+
+
+def log_bug_traceback(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> None:
+    """An `on_failure` hook: a task that failed with a bug (not a UserError, not an I/O hiccup,
+    which Prefect logs once its retries are spent) logs the error with its traceback."""
+    error = _error_of(state)
+    if not isinstance(error, BaseException) or isinstance(error, UserError):
+        return
+    if is_transient(task, task_run, state):
+        return
+    from prefect.logging.loggers import task_run_logger
+
+    task_run_logger(task_run, task).error(
+        "%s failed with a bug: %s", task_run.name, error, exc_info=error
+    )
 
 
 # The one retry preset: `@task(..., **RETRY_ON_IO_HICCUPS)`.
@@ -44,6 +73,7 @@ RETRY_ON_IO_HICCUPS: dict[str, Any] = {
     "retries": 1,
     "retry_delay_seconds": RETRY_DELAY_SECONDS,
     "retry_condition_fn": is_transient,
+    "on_failure": [log_bug_traceback],
 }
 
 

@@ -403,6 +403,28 @@ def test_expected_failures_are_one_error_line_and_a_state_message_without_traceb
     assert str(inputs) not in broken.message and broken.message.count("broken.parquet") == 1
 
 
+def test_a_bug_in_one_file_keeps_its_traceback_in_the_run_log(
+    prefect_api: None, model_store_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.scoring.tasks
+
+    score_file = tasks.scoring.tasks.score_file
+
+    def score_file_with_a_bug(job: Any, model: Any) -> Any:
+        if job.relative_path == "bug.parquet":
+            raise KeyError("a bug in the code, not in the data")
+        return score_file(job, model)
+
+    monkeypatch.setattr(tasks.scoring.tasks, "score_file", score_file_with_a_bug)
+    inputs = tmp_path / "reviews"
+    write_reviews(inputs / "good.parquet", rows=10, seed=1)
+    write_reviews(inputs / "bug.parquet", rows=10, seed=2)
+    state = score_flow(params_for(model_store_root, inputs, tmp_path / "out"), return_state=True)
+    assert state.is_failed() and "a bug in the code" in state.message
+    logged = "\n".join(_error_logs(state.state_details.flow_run_id))
+    assert "Traceback" in logged and "a bug in the code, not in the data" in logged
+
+
 def test_runs_are_named_by_date_and_model_ref(
     prefect_api: None, model_store_root: Path, tmp_path: Path
 ) -> None:
