@@ -28,6 +28,7 @@ from tasks.scoring import (
     ScoringJob,
     ScoringSummary,
 )
+from tasks.scoring.inputs import check_partition
 from tasks.scoring.model import preload_version
 from tasks.scoring.tasks import (
     mark_complete_task,
@@ -124,6 +125,11 @@ class ScoreParams(BaseModel):
         le=10.0,
         description="Population stability index above which the scores count as drifted",
     )
+
+    @field_validator("partition")
+    @classmethod
+    def _partition_below_input(cls, value: str | None) -> str | None:
+        return None if value is None else check_partition(value)
 
     @field_validator("timezone")
     @classmethod

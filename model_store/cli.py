@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from model_store.aliases import ALIAS_HISTORY_FILE, ALIASES_FILE
 from model_store.entities import ModelVersion
-from model_store.errors import IntegrityError, ModelStoreError
+from model_store.errors import IntegrityError, ModelStoreError, NotFoundError
 from model_store.names import CHAMPION, LATEST
 from model_store.store import ModelStore
 from storage import UserError
@@ -179,6 +179,11 @@ def _list(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO)
 
 
 def _list_models(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if not store.location.exists():  # a typo in the root is not an empty store
+        raise NotFoundError(
+            f"no model store at {store.root}: nothing is there; check model_store_root "
+            "(REVIEW_SCORING_MODEL_STORE_ROOT)"
+        )
     summaries = []
     for name in store.list_models():
         try:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from datetime import date
 
-from storage import Location, MissingPathError, NotAFolderError, locate
+from storage import InvalidParameterError, Location, MissingPathError, NotAFolderError, locate
 from tasks.contract import TEXT_COLUMN
 from tasks.parquet_files import IGNORED_PREFIXES, find_parquet_files, relative_path
 from tasks.scoring.records import (
@@ -53,12 +53,25 @@ def output_dir_for(output_root: Location, model_name: str, version: int) -> Loca
     return output_root.joinpath(model_name, f"v{version}")
 
 
+def check_partition(partition: str) -> str:
+    """The partition, or InvalidParameterError when it would leave the input path: absolute,
+    or with a `..` folder in it."""
+    parts = partition.replace("\\", "/").split("/")
+    if partition.startswith(("/", "\\")) or "://" in partition or ".." in parts:
+        raise InvalidParameterError(
+            f"partition: {partition!r} must be a folder below input_path, such as "
+            "'day={scheduled_date}': no leading '/', no '..', no URI"
+        )
+    return partition
+
+
 def partition_input_path(input_path: str, partition: str, scheduled_date: date) -> str:
     """`<input_path>/<partition>` with `{scheduled_date}` filled in (YYYY-MM-DD).
 
     A missing partition is an error, not an empty night: upstream data that did not land is
     something to be told about. The message names the partitions that are there.
     """
+    check_partition(partition)
     try:
         folder_name = partition.format(scheduled_date=scheduled_date.isoformat())
     except (KeyError, IndexError, ValueError) as error:

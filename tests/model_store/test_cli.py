@@ -245,6 +245,14 @@ def test_usage_errors_exit_with_2(store: ModelStore) -> None:
 
 
 def test_empty_store_lists_nothing(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
     code, out, _ = run_cli(ModelStore(tmp_path / "empty"), "list")
     assert code == 0 and "no models" in out
     assert json.loads(run_cli(ModelStore(tmp_path / "empty"), "list", "--json")[1]) == []
+
+
+def test_a_store_root_that_is_not_there_is_an_error_not_an_empty_list(tmp_path: Path) -> None:
+    for arguments in (("list",), ("list", "--json")):
+        code, out, err = run_cli(ModelStore(tmp_path / "typo"), *arguments)
+        assert (code, out) == (1, "")
+        assert_one_error_line(err, f"no model store at {tmp_path / 'typo'}", "model_store_root")

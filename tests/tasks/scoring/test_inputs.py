@@ -73,3 +73,24 @@ def test_the_partition_of_the_scheduled_date(tmp_path: Path) -> None:
         partition_input_path(str(lake), "day={scheduled_date}", date(2026, 11, 28))
     with pytest.raises(ValueError, match="template"):
         partition_input_path(str(lake), "day={tomorrow}", date(2026, 11, 28))
+
+
+@pytest.mark.parametrize(
+    "partition", ["/etc", "../day=1", "day=1/../../x", "\\\\share\\x", "s3://other/day=1", ".."]
+)
+def test_a_partition_that_would_leave_the_input_path_is_refused(
+    tmp_path: Path, partition: str
+) -> None:
+    from datetime import date
+
+    from flows.scoring import ScoreParams
+    from storage import InvalidParameterError
+    from tasks.scoring.inputs import partition_input_path
+
+    (tmp_path / "in" / "day=1").mkdir(parents=True)
+    with pytest.raises(InvalidParameterError, match=r"partition: .* must be a folder below"):
+        partition_input_path(str(tmp_path / "in"), partition, date(2026, 12, 1))
+    with pytest.raises(ValueError, match="must be a folder below input_path"):
+        ScoreParams(partition=partition)
+    assert ScoreParams(partition="day={scheduled_date}").partition == "day={scheduled_date}"
+    assert ScoreParams(partition="year=2026/day={scheduled_date}").partition
