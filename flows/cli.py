@@ -124,6 +124,9 @@ def _run(args: argparse.Namespace) -> int:
             import tasks.layers  # noqa: F401 (safe-mode loading rebuilds the project's own layers)
         return run_models_command(args, get_settings().model_store_root)
     run_flow, params_class = _flow_of(args.command)
+    from flows.settings import get_settings
+
+    get_settings()  # a bad setting fails here, before a run (and its parameters) exists
     try:
         params = _params_from(args, params_class)
     except ValidationError as error:

@@ -14,10 +14,17 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from flows.settings import get_settings
-from storage import UserError
+from flows.settings import NO_CREDENTIALS_SCHEMA, get_settings
+from storage import UserError, refuse_credentials_in
 from tasks.contract import CHAMPION, TEXT_COLUMN
 from tasks.failures import fail_run, show_user_errors_as_one_line
 from tasks.scoring import (
@@ -59,6 +66,7 @@ class ScoreParams(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     input_path: str | None = Field(
+        json_schema_extra=NO_CREDENTIALS_SCHEMA,
         default=None,
         min_length=1,
         description="Dataset folder (read recursively, hive partitions kept), glob or Parquet "
@@ -76,6 +84,7 @@ class ScoreParams(BaseModel):
         description="IANA time zone the scheduled date is read in (the schedule's own)",
     )
     output_root: str | None = Field(
+        json_schema_extra=NO_CREDENTIALS_SCHEMA,
         default=None,
         min_length=1,
         description="Predictions go to <output root>/<model name>/v<N>/<input's relative path> "
@@ -90,7 +99,10 @@ class ScoreParams(BaseModel):
         description="Model version number or alias (champion, latest, ...)",
     )
     model_store_root: str | None = Field(
-        default=None, min_length=1, description="Defaults to the settings'"
+        json_schema_extra=NO_CREDENTIALS_SCHEMA,
+        default=None,
+        min_length=1,
+        description="Defaults to the settings'",
     )
     batch_size: int = Field(
         default=DEFAULT_BATCH_SIZE,
@@ -117,7 +129,9 @@ class ScoreParams(BaseModel):
         "max_concurrent_files files at a time",
     )
     dask_address: str | None = Field(
-        default=None, description="Dask scheduler address, e.g. tcp://scheduler:8786"
+        json_schema_extra=NO_CREDENTIALS_SCHEMA,
+        default=None,
+        description="Dask scheduler address, e.g. tcp://scheduler:8786",
     )
     drift_threshold: float = Field(
         default=0.2,
@@ -125,6 +139,11 @@ class ScoreParams(BaseModel):
         le=10.0,
         description="Population stability index above which the scores count as drifted",
     )
+
+    @field_validator("input_path", "output_root", "model_store_root", "dask_address")
+    @classmethod
+    def _no_credentials(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else refuse_credentials_in(value, info.field_name)
 
     @field_validator("partition")
     @classmethod

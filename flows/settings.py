@@ -6,29 +6,51 @@ so they are kept as text: a pathlib.Path would fold `s3://` into `s3:/`.
 
 from __future__ import annotations
 
-from pydantic import Field
+from collections.abc import Callable
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from storage import InvalidParameterError
+from storage import InvalidParameterError, refuse_credentials_in
+from storage.location import PATH_WITHOUT_CREDENTIALS
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["NO_CREDENTIALS_SCHEMA", "Settings", "get_settings"]
+
+# Every path parameter's and setting's JSON schema: the Prefect UI's run form and the server's
+# check of a deployment run's parameters refuse credentials in a path before a run exists.
+NO_CREDENTIALS_SCHEMA = {"pattern": PATH_WITHOUT_CREDENTIALS}
+ENV_PREFIX = "REVIEW_SCORING_"
 
 
 class Settings(BaseSettings):
     """Where the model store, reviews and predictions live, and which model to use."""
 
-    model_config = SettingsConfigDict(env_prefix="REVIEW_SCORING_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     model_store_root: str = Field(
-        default="models", min_length=1, description="Root of the model store (path or URI)"
+        json_schema_extra=NO_CREDENTIALS_SCHEMA,
+        default="models",
+        min_length=1,
+        description="Root of the model store (path or URI)",
     )
     input_dir: str = Field(
-        default="data/reviews", min_length=1, description="Review Parquet to score (path or URI)"
+        json_schema_extra=NO_CREDENTIALS_SCHEMA,
+        default="data/reviews",
+        min_length=1,
+        description="Review Parquet to score (path or URI)",
     )
     output_dir: str = Field(
-        default="data/predictions", min_length=1, description="Where predictions go (path or URI)"
+        json_schema_extra=NO_CREDENTIALS_SCHEMA,
+        default="data/predictions",
+        min_length=1,
+        description="Where predictions go (path or URI)",
     )
     model_name: str = Field(default="imdb-sentiment", description="Model name in the store")
+
+    @field_validator("model_store_root", "input_dir", "output_dir")
+    @classmethod
+    def _no_credentials(cls, value: str, info: ValidationInfo) -> str:
+        return refuse_credentials_in(value, info.field_name)
 
     def resolve(self, **given: str | None) -> Settings:
         """These settings with each given value that is not None in place of the setting of the
@@ -59,9 +81,22 @@ class Settings(BaseSettings):
                 f"{', '.join(empty)}: empty; leave it unset to use the setting"
             )
         overrides = {name: value for name, value in given.items() if value is not None}
-        return type(self).model_validate({**self.model_dump(), **overrides})
+        return _checked(lambda: type(self).model_validate({**self.model_dump(), **overrides}))
+
+
+def _checked(read: Callable[[], Settings]) -> Settings:
+    """The settings `read` makes, or one InvalidParameterError naming each setting and what is
+    wrong, without the values (a path may hold a secret that must not reach a log)."""
+    try:
+        return read()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{str(problem['loc'][0]).upper()}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise InvalidParameterError(problems) from None
 
 
 def get_settings() -> Settings:
     """Read the settings from the environment now (never at import time)."""
-    return Settings()
+    return _checked(Settings)

@@ -7,11 +7,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.states import State
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-from flows.settings import get_settings
+from flows.settings import NO_CREDENTIALS_SCHEMA, get_settings
 from model_store import PromotionMode
-from storage import UserError
+from storage import UserError, refuse_credentials_in
 from tasks.failures import fail_run, show_user_errors_as_one_line
 from tasks.text import DEFAULT_MAXLEN, DEFAULT_NUM_WORDS
 from tasks.training.data import DataSource
@@ -39,15 +39,20 @@ class TrainingData(BaseModel):
         "parquet: labeled review Parquet (text, label)",
     )
     data_path: str | None = Field(
+        json_schema_extra=NO_CREDENTIALS_SCHEMA,
         default=None,
         min_length=1,
         description="npz file, or Parquet folder/glob/file (a folder with train*.parquet and "
         "test*.parquet is split by name)",
     )
     test_path: str | None = Field(
-        default=None, min_length=1, description="Parquet test split, if separate"
+        json_schema_extra=NO_CREDENTIALS_SCHEMA,
+        default=None,
+        min_length=1,
+        description="Parquet test split, if separate",
     )
     word_index_path: str | None = Field(
+        json_schema_extra=NO_CREDENTIALS_SCHEMA,
         default=None,
         min_length=1,
         description="Keras imdb_word_index.json to use instead of building one",
@@ -58,6 +63,11 @@ class TrainingData(BaseModel):
     maxlen: int = Field(
         default=DEFAULT_MAXLEN, ge=1, le=10_000, description="Tokens kept per review"
     )
+
+    @field_validator("data_path", "test_path", "word_index_path")
+    @classmethod
+    def _no_credentials(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else refuse_credentials_in(value, info.field_name)
 
     @model_validator(mode="after")
     def _data_path_needed(self) -> TrainingData:
@@ -80,10 +90,16 @@ class TrainParams(TrainingConfig, TrainingData):
         description="Name in the model store (default: REVIEW_SCORING_MODEL_NAME, imdb-sentiment)",
     )
     model_store_root: str | None = Field(
+        json_schema_extra=NO_CREDENTIALS_SCHEMA,
         default=None,
         min_length=1,
         description="Root of the model store (default: REVIEW_SCORING_MODEL_STORE_ROOT, models)",
     )
+
+    @field_validator("model_store_root")
+    @classmethod
+    def _no_credentials_in_the_store(cls, value: str | None) -> str | None:
+        return None if value is None else refuse_credentials_in(value, "model_store_root")
 
     def training_config(self) -> TrainingConfig:
         """The recipe part of the parameters."""

@@ -18,10 +18,10 @@ How a write becomes visible whole differs by kind, and is kept here:
 from __future__ import annotations
 
 import contextlib
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit
 
 from storage.errors import InvalidParameterError
 from storage.files import (
@@ -29,7 +29,14 @@ from storage.files import (
     temporary_path,
 )
 
-__all__ = ["SUPPORTED_PROTOCOLS", "Location", "is_glob", "is_uri", "refuse_credentials_in"]
+__all__ = [
+    "PATH_WITHOUT_CREDENTIALS",
+    "SUPPORTED_PROTOCOLS",
+    "Location",
+    "is_glob",
+    "is_uri",
+    "refuse_credentials_in",
+]
 
 # Protocols a run may read from and write to: the local disk and object storage that keeps
 # what is written (`memory://` and the like would lose the predictions with the process).
@@ -46,15 +53,29 @@ def is_glob(text: str) -> bool:
     return any(character in text for character in "*?[")
 
 
-def refuse_credentials_in(text: str, parameter: str) -> None:
-    """InvalidParameterError when a URI holds a user or a password, without echoing them."""
-    parts = urlsplit(text)
-    if parts.username is not None or parts.password is not None:
-        # Say where credentials go without echoing the ones given.
-        raise InvalidParameterError(
-            f"{parameter}: credentials do not go in the path "
-            f"({parts.scheme}://<user>:<secret>@...); set them in the environment instead"
-        )
+# A path that is not a URI with a user or a password before its host (`s3://key:secret@bucket`,
+# the secret perhaps holding '/'): bucket names hold none of ':', '@' and '/', so an '@' before
+# the first '/', or after a ':' that comes before it, is credentials. Also the JSON-schema
+# pattern of every path parameter, so a run form refuses it before a run (and its stored
+# parameters) exists.
+PATH_WITHOUT_CREDENTIALS = r"^(?![A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*@|[^/@:]*:[^@]*@))"
+_CREDENTIALS_HINT = {
+    "s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS",
+    "gcs": "GOOGLE_APPLICATION_CREDENTIALS",
+}
+
+
+def refuse_credentials_in(text: str, parameter: str) -> str:
+    """The path, or InvalidParameterError when it holds a user or a password (never echoed)."""
+    if re.match(PATH_WITHOUT_CREDENTIALS, text):
+        return text
+    scheme = text.split("://", 1)[0].lower()
+    where = _CREDENTIALS_HINT.get(scheme, "the storage client's own variables")
+    raise InvalidParameterError(
+        f"{parameter}: credentials do not go in the path ({scheme}://<user>:<secret>@...); "
+        f"set {where} in the environment of the process that runs this"
+    )
 
 
 class Location(ABC):
