@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -113,6 +114,12 @@ def _open_input(local_input: Path, job: ScoringJob) -> tuple[pq.ParquetFile, str
     except (OSError, pa.ArrowException) as error:
         raise InputFileError(f"{path}: not a readable Parquet file: {error}") from error
     names = parquet.schema_arrow.names
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise InputFileError(
+            f"{path}: column names repeat ({', '.join(repr(name) for name in repeated)}); "
+            "each column of an input needs a name of its own"
+        )
     if job.text_column not in names:
         raise InputFileError(
             f"{path}: no text column {job.text_column!r} (columns: {', '.join(names) or 'none'})"

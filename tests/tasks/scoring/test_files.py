@@ -153,6 +153,23 @@ def test_a_named_id_column_that_is_missing_is_an_error_naming_it(tmp_path: Path)
         score_file(job, fake_model())
 
 
+@pytest.mark.parametrize("repeated", ["note", "text"])
+def test_repeated_column_names_are_an_error_naming_the_file_and_the_column(
+    tmp_path: Path, repeated: str
+) -> None:
+    source = tmp_path / "in" / "dup.parquet"
+    source.parent.mkdir(parents=True)
+    columns = [pa.array(["great", "awful"]), pa.array(["a", "b"]), pa.array(["c", "d"])]
+    names = ["text", "note", repeated]
+    pq.write_table(pa.Table.from_arrays(columns, names=names), source)
+    job = job_for(source, tmp_path / "out")
+    with pytest.raises(
+        InputFileError, match=rf"dup\.parquet: column names repeat \('{repeated}'\)"
+    ):
+        score_file(job, fake_model())
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.parquet"))
+
+
 def test_null_and_repeated_ids_are_counted(tmp_path: Path) -> None:
     source = write_parquet(
         tmp_path / "in" / "ids.parquet",
