@@ -188,6 +188,11 @@ class Location(ABC):
         """A local folder for files on their way here (created if missing): beside the target
         on a local disk, so a publish is a rename; a private temporary folder otherwise."""
 
+    def check_can_hold(self, parameter: str) -> None:
+        """Raise a UserError naming `parameter` when files cannot be written below this place
+        at all (object storage: its bucket is missing). A local folder is made as needed."""
+        return None
+
     def new_temporary(self) -> Path:
         """A path for a new temporary file on its way here, in `staging_folder()`, named so
         that `sweep_temporaries` can tell whether its writer lives."""

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from storage.errors import InvalidParameterError, StorageCredentialsError
+from storage.errors import InvalidParameterError, MissingPathError, StorageCredentialsError
 from storage.files import private_staging_folder
 from storage.location import SUPPORTED_PROTOCOLS, Location, is_glob
 
@@ -102,6 +102,16 @@ class ObjectLocation(Location):
             raise StorageCredentialsError(
                 f"{self.uri}: no credentials to reach {self.uri.split('://')[0]}:// storage: {hint}"
             ) from None
+
+    def check_can_hold(self, parameter: str) -> None:
+        bucket = self._path.split("/", 1)[0]
+        with self._errors():
+            exists = bool(self._fs.exists(bucket))
+        if not exists:
+            raise MissingPathError(
+                f"{parameter}: bucket {bucket} does not exist ({self.uri}); create it, or "
+                f"point {parameter} at a bucket that does"
+            )
 
     def exists(self) -> bool:
         with self._errors():

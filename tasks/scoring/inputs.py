@@ -112,6 +112,7 @@ def plan_jobs(
     except ValueError as error:
         raise ScoringError(str(error)) from error
     output_location = locate(output_root, "output_root")
+    output_location.check_can_hold("output_root")  # once here, not once per file
     check_paths_do_not_overlap(input_root, inputs, output_location)
     output_dir = output_dir_for(output_location, model.name, model.version)
     jobs = []

@@ -252,3 +252,20 @@ def test_missing_credentials_fail_the_run_with_one_clear_line(
     last = completed.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {s3_store}/{TINY_MODEL_NAME}") and "no credentials" in last
     assert "AWS_ACCESS_KEY_ID" in last
+
+
+def test_a_missing_output_bucket_fails_the_run_once_naming_the_bucket(
+    prefect_api: None, s3_bucket: str, s3_store: str, tmp_path: Path
+) -> None:
+    for number in range(3):
+        write_reviews(tmp_path / "reviews" / f"part{number}.parquet", rows=5, seed=number)
+    upload(tmp_path / "reviews", f"{s3_bucket}/reviews")
+    params = params_for(s3_bucket, f"{s3_bucket}/reviews").model_copy(
+        update={"output_root": "s3://no-such-bucket-for-predictions/nightly"}
+    )
+    state = score_flow(params, return_state=True)
+    assert state.is_failed()
+    assert state.message.count("bucket no-such-bucket-for-predictions does not exist") == 1
+    assert "output_root" in state.message
+    error = state.result(raise_on_failure=False)
+    assert not isinstance(error, ScoringFailedError)  # refused before any file was scored
