@@ -19,6 +19,7 @@ __all__ = [
     "STATS_KEY",
     "STATUS_EMPTY_TEXT",
     "STATUS_INVALID_UTF8",
+    "STATUS_INVALID_UTF8_IN",
     "STATUS_NOT_STRING",
     "STATUS_NULL_TEXT",
     "STATUS_OK",
@@ -31,6 +32,8 @@ STATUS_NULL_TEXT = "null_text"
 STATUS_EMPTY_TEXT = "empty_text"
 STATUS_NOT_STRING = "not_string"
 STATUS_INVALID_UTF8 = "invalid_utf8"
+# A row whose id or carried column held bytes that are not UTF-8: `invalid_utf8_in_<column>`.
+STATUS_INVALID_UTF8_IN = "invalid_utf8_in_"
 # Schema metadata key of an output file: what it was made from (checked before skipping).
 STAMP_KEY = b"review_scoring.stamp"
 # Footer metadata key, written when the file is complete: its row counts and score histogram.

@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 from tasks.scoring.contract import (
     STATUS_EMPTY_TEXT,
     STATUS_INVALID_UTF8,
+    STATUS_INVALID_UTF8_IN,
     STATUS_NOT_STRING,
     STATUS_NULL_TEXT,
     STATUS_OK,
@@ -16,7 +17,7 @@ from tasks.scoring.contract import (
 from tasks.scoring.model import ScoringModel
 from tasks.text import encode_texts, is_text_type, pad_sequences
 
-__all__ = ["classify_texts", "encode_for_model"]
+__all__ = ["classify_texts", "encode_for_model", "repair_other_text_columns"]
 
 
 def _invalid_utf8_mask(text: pa.Array) -> np.ndarray:
@@ -34,6 +35,53 @@ def _invalid_utf8_mask(text: pa.Array) -> np.ndarray:
             except UnicodeDecodeError:
                 invalid[row] = True
     return invalid
+
+
+def repair_other_text_columns(
+    batch: pa.RecordBatch, text_column: str
+) -> tuple[pa.RecordBatch, dict[str, np.ndarray]]:
+    """The batch with invalid UTF-8 in every string column but the text replaced by its lossy
+    decoding (U+FFFD for each bad byte), so that every reader can read the output; and, for
+    each column that had any, the mask of its rows."""
+    bad: dict[str, np.ndarray] = {}
+    columns = list(batch.columns)
+    for index, field in enumerate(batch.schema):
+        if field.name == text_column or field.type not in (pa.string(), pa.large_string()):
+            continue
+        mask = _invalid_utf8_mask(columns[index])
+        if not mask.any():
+            continue
+        bad[field.name] = mask
+        raw = columns[index].view(
+            pa.large_binary() if pa.types.is_large_string(field.type) else pa.binary()
+        )
+        columns[index] = pa.array(
+            [
+                None if value is None else value.decode("utf-8", "replace")
+                for value in raw.to_pylist()
+            ],
+            type=field.type,
+        )
+    if not bad:
+        return batch, bad
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema), bad
+
+
+def flag_repaired_rows(
+    statuses: pa.Array, ok_mask: np.ndarray, texts: pa.Array, repaired: dict[str, np.ndarray]
+) -> tuple[pa.Array, np.ndarray, pa.Array]:
+    """Rows that `repair_other_text_columns` changed are not scored: their status names the
+    first such column (a status the text already earned stays)."""
+    if not repaired:
+        return statuses, ok_mask, texts
+    flagged = np.zeros(len(ok_mask), dtype=bool)
+    status_values = np.array(statuses.to_pylist(), dtype=object)
+    for column, mask in repaired.items():
+        newly = mask & ok_mask & ~flagged
+        status_values[newly] = f"{STATUS_INVALID_UTF8_IN}{column}"
+        flagged |= newly
+    kept_texts = texts.filter(pa.array(~flagged[ok_mask]))
+    return pa.array(status_values, type=pa.string()), ok_mask & ~flagged, kept_texts
 
 
 def classify_texts(column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, pa.Array]:

@@ -31,7 +31,12 @@ from tasks.contract import (
     score_counts,
 )
 from tasks.scoring.contract import STATS_KEY, OutputLayout, output_layout
-from tasks.scoring.encoding import classify_texts, encode_for_model
+from tasks.scoring.encoding import (
+    classify_texts,
+    encode_for_model,
+    flag_repaired_rows,
+    repair_other_text_columns,
+)
 from tasks.scoring.model import ScoringModel
 from tasks.scoring.prefetch import PREFETCH_BATCHES, prefetched
 from tasks.scoring.records import (
@@ -184,7 +189,10 @@ def _preparer(
     def prepare(read: tuple[pa.RecordBatch, int]) -> _PreparedBatch:
         """Classify and tokenize one record batch."""
         batch, first_row = read
-        statuses, ok_mask, texts = classify_texts(batch.column(job.text_column))
+        batch, repaired = repair_other_text_columns(batch, job.text_column)
+        statuses, ok_mask, texts = flag_repaired_rows(
+            *classify_texts(batch.column(job.text_column)), repaired
+        )
         token_ids = encode_for_model(texts, model)
         return _PreparedBatch(
             batch, first_row, statuses, ok_mask, len(token_ids), model.prepare(token_ids)

@@ -204,6 +204,47 @@ def test_a_row_of_invalid_utf8_is_marked_and_the_rest_scored(tmp_path: Path) -> 
     assert result.status_counts == {"ok": 2, "invalid_utf8": 1}
 
 
+def test_invalid_utf8_in_an_id_or_a_carried_column_is_replaced_flagged_and_readable(
+    tmp_path: Path,
+) -> None:
+    import duckdb
+    import pandas as pd
+    import polars as pl
+
+    source = write_parquet(
+        tmp_path / "in" / "carried.parquet",
+        {
+            "text": ["great movie", "awful plot", "broken \xff text", "fine film"],
+            "review_id": invalid_utf8_strings([b"r1", b"r\xff2", b"r3", b"r4"]),
+            "note": invalid_utf8_strings([b"a", b"b", b"c", b"bad \xfe note"]),
+        },
+    )
+    job = job_for(source, tmp_path / "out")
+    result = score_file(job, fake_model())
+    output = pq.read_table(job.output_path)
+    output.validate(full=True)  # every string is UTF-8 now
+    assert output.column("status").to_pylist() == [
+        "ok",
+        "invalid_utf8_in_review_id",
+        "ok",
+        "invalid_utf8_in_note",
+    ]
+    assert output.column("review_id").to_pylist() == ["r1", "r\ufffd2", "r3", "r4"]
+    assert output.column("note").to_pylist()[3] == "bad \ufffd note"
+    assert output.column("label").to_pylist()[1] is None and output.column("label")[0].is_valid
+    assert result.rows == output.num_rows == 4
+    assert result.status_counts == {
+        "invalid_utf8_in_note": 1,
+        "invalid_utf8_in_review_id": 1,
+        "ok": 2,
+    }
+    # Every reader downstream reads the output as it is.
+    assert len(pd.read_parquet(job.output_path)) == 4
+    assert pl.read_parquet(job.output_path).height == 4
+    counted = duckdb.sql(f"select count(*) from read_parquet('{job.output_path}')").fetchall()
+    assert counted == [(4,)]
+
+
 def test_a_current_output_is_skipped_and_a_changed_input_is_rescored(tmp_path: Path) -> None:
     source = write_parquet(tmp_path / "in" / "day.parquet", {"text": ["great", "awful", None]})
     job = job_for(source, tmp_path / "out")
