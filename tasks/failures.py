@@ -92,7 +92,7 @@ class _UserErrorsInOneLine(logging.Filter):
 
 def show_user_errors_as_one_line() -> None:
     """Install the filter on Prefect's run loggers (once per process; flows call it as they
-    start, Dask workers as they boot)."""
+    start, Dask workers started with the tasks.scoring.worker preload as they boot)."""
     for name in _RUN_LOGGERS:
         run_logger = logging.getLogger(name)
         if not any(isinstance(known, _UserErrorsInOneLine) for known in run_logger.filters):

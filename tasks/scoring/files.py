@@ -225,17 +225,16 @@ class _Tally:
         self.rows = 0
         self.positives = 0
         self.counts = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
-        self.status_counts: dict[str, int] = {}
+        self.batch_status_counts: list[dict[str, int]] = []
         self.ids: list[pa.Array] = []
 
     def add(self, statuses: pa.Array, predicted: np.ndarray, review_ids: pa.Array) -> None:
         self.rows += len(statuses)
         self.counts += score_counts(predicted)
         self.positives += int((predicted >= POSITIVE_THRESHOLD).sum())
-        batch_counts = {
-            entry["values"]: entry["counts"] for entry in pc.value_counts(statuses).to_pylist()
-        }
-        self.status_counts = total_status_counts([self.status_counts, batch_counts])
+        self.batch_status_counts.append(
+            {entry["values"]: entry["counts"] for entry in pc.value_counts(statuses).to_pylist()}
+        )
         self.ids.append(review_ids)
 
     def stats(self, input_sha256: str, ids_are_row_numbers: bool) -> dict[str, Any]:
@@ -244,7 +243,7 @@ class _Tally:
         distinct = pc.count_distinct(ids, mode="only_valid").as_py() if self.rows else 0
         return {
             "rows": self.rows,
-            "status_counts": self.status_counts,
+            "status_counts": total_status_counts(self.batch_status_counts),
             "positives": self.positives,
             "score_counts": self.counts.tolist(),
             "null_ids": null_ids,

@@ -14,3 +14,10 @@ import tensorflow  # noqa: F401
 
 import tasks.layers
 import tasks.scoring.tasks  # noqa: F401
+from tasks.failures import show_user_errors_as_one_line
+
+
+def dask_setup(worker: object) -> None:
+    """Called by Dask as the worker loads this preload: a user's error in a task run here logs
+    one line, as it does in the flow's own process."""
+    show_user_errors_as_one_line()
