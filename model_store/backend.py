@@ -9,8 +9,10 @@ Each guarantee, and how each kind keeps it (the table is in docs/design.md, "Sto
   only if absent (If-None-Match: *);
 - alias moves are compare-and-set: under the model's flock | the next alias-log entry is
   created only if absent, and a writer that loses reads the newest state and decides again;
-- no alias names a deleted version: both under the flock | a tombstone first, then an
-  alias-log entry that checks no alias points at the version.
+- no alias names a deleted version: both under the flock | the delete is an alias-log entry
+  that checks no alias points at the version, and moves check it is not among the deleted;
+- a delete that dies midway: the tombstone is the commit, leftovers are removed by `repair` |
+  the entry is the commit, leftovers are removed by `repair`.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ class StoreBackend(Protocol):
     ) -> None:
         """Delete a published version, leaving a tombstone, unless `check_aliases` raises on
         the aliases current at the time of the delete."""
+
+    def finish_deletes(self, name: str) -> list[str]:
+        """Finish the deletes that died midway (and undo any that never committed); what was
+        done, one line per version."""
 
 
 def backend_for(root: Location) -> StoreBackend:

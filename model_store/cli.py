@@ -74,10 +74,15 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     alias_remove_parser = alias_commands.add_parser("remove", help="remove ALIAS")
     alias_remove_parser.add_argument("name", help="model name")
     alias_remove_parser.add_argument("alias", help="alias name")
-    alias_repair_parser = alias_commands.add_parser(
-        "repair", help="rebuild an unreadable aliases.json from the alias history"
-    )
+    alias_repair_parser = alias_commands.add_parser("repair", help="the same as `models repair`")
     alias_repair_parser.add_argument("name", help="model name")
+
+    repair_parser = commands.add_parser(
+        "repair",
+        help="repair what a command that died midway left: a half-done delete, an unreadable "
+        "alias record",
+    )
+    repair_parser.add_argument("name", help="model name")
 
     delete_parser = commands.add_parser(
         "delete", help="delete a version (refused while an alias points at it)"
@@ -117,6 +122,7 @@ def run_models_command(
         "rollback": _rollback,
         "alias": _alias,
         "delete": _delete,
+        "repair": _repair,
     }
     try:
         return handlers[args.models_command](store, args, out, err)
@@ -129,7 +135,7 @@ def _error_line(error: Exception, model_name: str | None) -> str:
     """`error: <message>`; for a damaged alias file, also the command that repairs it."""
     message = _one_line(str(error))
     if isinstance(error, IntegrityError) and {ALIASES_FILE, ALIAS_HISTORY_FILE} & set(error.files):
-        message += f"; `review-scoring models alias repair {model_name or 'NAME'}` rebuilds it"
+        message += f"; `review-scoring models repair {model_name or 'NAME'}` rebuilds it"
     return f"error: {message}"
 
 
@@ -297,21 +303,23 @@ def _alias(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO
     if args.alias_command == "set":
         return _promote(store, args, out, err)
     if args.alias_command == "repair":
-        return _repair_aliases(store, args, out)
+        return _repair(store, args, out, err)
     previous = store.aliases(args.name).get(args.alias)
     store.remove_alias(args.name, args.alias)
     print(f"removed alias {args.alias} of {args.name} (was version {previous})", file=out)
     return 0
 
 
-def _repair_aliases(store: ModelStore, args: argparse.Namespace, out: TextIO) -> int:
-    rewritten = store.repair_aliases(args.name)
+def _repair(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    repairs = store.repair(args.name)
     aliases = store.aliases(args.name)
     alias_text = ", ".join(f"{alias} -> {aliases[alias]}" for alias in sorted(aliases)) or "none"
-    if not rewritten:
-        print(f"the alias files of {args.name} are sound; aliases: {alias_text}", file=out)
-    else:
-        print(f"rewrote {' and '.join(rewritten)} of {args.name}; aliases: {alias_text}", file=out)
+    if not repairs:
+        print(f"{args.name} is sound: nothing to repair; aliases: {alias_text}", file=out)
+        return 0
+    for repair in repairs:
+        print(f"repaired {args.name} {repair}", file=out)
+    print(f"aliases: {alias_text}", file=out)
     return 0
 
 

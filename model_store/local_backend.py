@@ -18,14 +18,16 @@ from model_store.aliases import (
 )
 from model_store.entities import VersionState
 from model_store.errors import IntegrityError, NotFoundError
-from model_store.names import is_valid_name
+from model_store.names import is_valid_name, version_number
 from model_store.staging import publish_as_next_version, staging_folder
 from model_store.version_folder import (
     VERSIONS_DIR,
     bury_version,
     is_deleted,
     published_numbers,
+    remove_buried_files,
 )
+from storage.faults import fault_point
 from storage.files import exclusive_lock, remove_stale_temporaries
 
 __all__ = ["MODEL_LOCK_FILE", "LocalBackend"]
@@ -90,6 +92,7 @@ class LocalBackend:
             state = AliasState.read(model_dir)
             result = change(state)
             if state.changed:
+                fault_point("aliases.before-commit")
                 state.write(model_dir)
         return result
 
@@ -124,10 +127,25 @@ class LocalBackend:
         model_dir = self.root / name
         with self._model_lock(model_dir):
             check_aliases(AliasState.read(model_dir))
+            fault_point("aliases.before-commit")
             try:
                 bury_version(self._version_dir(name, version), tombstone)
             except FileExistsError:  # its tombstone: another delete got there first
                 raise NotFoundError(f"version {version} of {name!r} was deleted") from None
+
+    def finish_deletes(self, name: str) -> list[str]:
+        versions_dir = self.root / name / VERSIONS_DIR
+        repairs = []
+        for entry in sorted(os.scandir(versions_dir), key=lambda entry: entry.name):
+            version_dir = Path(entry.path)
+            if version_number(entry.name) is None or not is_deleted(version_dir):
+                continue
+            removed = remove_buried_files(version_dir)
+            if removed:
+                repairs.append(
+                    f"versions/{entry.name}: removed {', '.join(removed)} of a deleted version"
+                )
+        return repairs
 
     def _version_dir(self, name: str, version: int) -> Path:
         return self.root / name / VERSIONS_DIR / str(version)

@@ -7,9 +7,16 @@ is what makes a change visible.
       versions/<N>/...           model.keras, vocabulary.json, extra files, manifest.sha256
       versions/<N>/manifest.json written last, only if absent: the commit; no manifest, no
                                  version (a writer that died leaves an unlisted, unused N)
-      versions/<N>/.deleted      the tombstone of a deleted version
-      alias-log/<sequence>.json  each alias change is the next entry, created only if absent,
-                                 holding every alias and the history; the newest is the truth
+      versions/<N>/.deleted      the record of a deleted version, written after its delete
+                                 committed (the version's other objects are then removed)
+      alias-log/<sequence>.json  each alias change or delete is the next entry, created only if
+                                 absent, holding every alias, the history and the deleted
+                                 versions; the newest is the truth
+
+A delete is decided and committed in one entry: the check that no alias names the version and
+the version's place among the deleted are one conditional write, so a delete that dies before it
+changed nothing, and one that dies after it is a deleted version whose leftover objects `repair`
+removes. A move is decided on the same state, so it can never land on a deleted version.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from model_store.aliases import AliasState, checked_aliases, checked_history
+from model_store.aliases import AliasState, checked_aliases, checked_deleted, checked_history
 from model_store.entities import VersionState
 from model_store.errors import IntegrityError, ModelStoreError, NotFoundError
 from model_store.manifest import MANIFEST_FILE, utc_now_iso
@@ -66,17 +73,18 @@ class ObjectBackend:
         return bool(self._version_objects(name))
 
     def published_numbers(self, name: str) -> list[int]:
+        deleted = self._deleted(name)
         return sorted(
             number
             for number, files in self._version_objects(name).items()
-            if MANIFEST_FILE in files and DELETED_MARKER not in files
+            if _state(number, files, deleted) == "published"
         )
 
     def version_state(self, name: str, version: int) -> VersionState:
-        files = set(self._versions(name).joinpath(str(version)).files_below()) if version else set()
-        if DELETED_MARKER in files:
-            return "deleted"
-        return "published" if MANIFEST_FILE in files else "missing"
+        if version < 1:
+            return "missing"
+        files = set(self._versions(name).joinpath(str(version)).files_below())
+        return _state(version, files, self._deleted(name))
 
     def version_uri(self, name: str, version: int) -> str:
         return self._versions(name).joinpath(str(version)).uri
@@ -86,12 +94,12 @@ class ObjectBackend:
 
     @contextlib.contextmanager
     def version_files(self, name: str, version: int) -> Iterator[Path]:
-        """The version's objects downloaded into a private folder (the claim left out: it is
-        the protocol's, not the version's)."""
+        """The version's objects downloaded into a private folder (the claim and a tombstone
+        left out: they are the protocol's, not the version's)."""
         folder_location = self._versions(name).joinpath(str(version))
         with _private_folder() as folder:
             for relative in folder_location.files_below():
-                if relative != CLAIM_FILE:
+                if relative not in (CLAIM_FILE, DELETED_MARKER):
                     folder_location.joinpath(relative).copy_to(folder / relative)
             yield folder
 
@@ -132,7 +140,10 @@ class ObjectBackend:
         for attempt in range(_MAX_ATTEMPTS):
             sequence, state = self._latest_aliases(name)
             result = change(state)
-            if not state.changed or self._append_aliases(name, sequence + 1, state):
+            if not state.changed:
+                return result
+            fault_point("aliases.before-commit")
+            if self._append_aliases(name, sequence + 1, state):
                 return result
             # Another change took this entry: back off a little, then decide again on it.
             time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 20)))
@@ -157,7 +168,7 @@ class ObjectBackend:
                     readable = self._read_alias_entry(name, earlier)
                     break
             previous = readable or AliasState({})
-            state = AliasState.rebuilt_from_history(previous.history, published)
+            state = AliasState.rebuilt_from_history(previous.history, published, previous.deleted)
             if self._append_aliases(name, sequence + 1, state):
                 return [_entry_name(sequence)]
         raise ModelStoreError(f"could not repair the aliases of {name!r}: too much contention")
@@ -169,25 +180,50 @@ class ObjectBackend:
         tombstone: dict[str, object],
         check_aliases: Callable[[AliasState], None],
     ) -> None:
-        folder = self._versions(name).joinpath(str(version))
-        marker = folder.joinpath(DELETED_MARKER)
-        # The tombstone first: from now on the version cannot be resolved, so no alias can be
-        # moved onto it; then an alias-log entry, which fails if a move got in before.
-        if not marker.create_exclusively(dump_json(tombstone).encode()):
-            raise NotFoundError(f"version {version} of {name!r} was deleted")
-
-        def checked(state: AliasState) -> None:
+        def decide(state: AliasState) -> None:
+            if version in state.deleted:
+                raise NotFoundError(f"version {version} of {name!r} was deleted")
             check_aliases(state)
-            state.changed = True  # an entry of its own: a move racing this one must lose
+            state.deleted.add(version)
+            state.changed = True
 
-        try:
-            self.change_aliases(name, checked)
-        except BaseException:
-            marker.delete()
-            raise
+        self.change_aliases(name, decide)
+        fault_point("delete.committed")
+        folder = self._versions(name).joinpath(str(version))
+        folder.joinpath(DELETED_MARKER).write_atomically(dump_json(tombstone).encode())
+        self._remove_deleted_objects(folder)
+
+    def finish_deletes(self, name: str) -> list[str]:
+        deleted = self._deleted(name)
+        repairs = []
+        for number, files in sorted(self._version_objects(name).items()):
+            folder = self._versions(name).joinpath(str(number))
+            if number in deleted:
+                if DELETED_MARKER not in files:
+                    record = {"deleted_at": utc_now_iso(), "model_name": name, "version": number}
+                    folder.joinpath(DELETED_MARKER).write_atomically(dump_json(record).encode())
+                removed = self._remove_deleted_objects(folder)
+                if removed:
+                    repairs.append(
+                        f"versions/{number}: removed {', '.join(removed)} of a deleted version"
+                    )
+            elif DELETED_MARKER in files and MANIFEST_FILE in files:
+                # A tombstone that no committed delete stands behind (written first by stores
+                # before deletes were committed in the alias log): the version was never deleted.
+                folder.joinpath(DELETED_MARKER).delete()
+                repairs.append(
+                    f"versions/{number}: removed the tombstone of a delete that never committed"
+                )
+        return repairs
+
+    def _remove_deleted_objects(self, folder: ObjectLocation) -> list[str]:
+        removed = []
         for relative in folder.files_below():
             if relative not in (DELETED_MARKER, CLAIM_FILE):
                 folder.joinpath(relative).delete()
+                removed.append(relative)
+                fault_point("delete.removing")
+        return removed
 
     # ------------------------------------------------------------------ internals
 
@@ -235,7 +271,15 @@ class ObjectBackend:
         return AliasState.stored(
             checked_aliases(data.get("aliases"), entry.uri, file_name),
             checked_history(data.get("history"), entry.uri, file_name),
+            checked_deleted(data.get("deleted"), entry.uri, file_name),
         )
+
+    def _deleted(self, name: str) -> set[int]:
+        """The versions whose delete committed, by the newest readable alias-log entry."""
+        for sequence in reversed(self._alias_entries(name)):
+            with contextlib.suppress(IntegrityError):
+                return self._read_alias_entry(name, sequence).deleted
+        return set()
 
     def _append_aliases(self, name: str, sequence: int, state: AliasState) -> bool:
         entry = {
@@ -243,9 +287,17 @@ class ObjectBackend:
             "written_at": utc_now_iso(),
             "aliases": dict(sorted(state.aliases.items())),
             "history": dict(sorted(state.history.items())),
+            "deleted": sorted(state.deleted),
         }
         location = self._alias_log(name).joinpath(_entry_name(sequence))
         return location.create_exclusively((dump_json(entry) + "\n").encode("utf-8"))
+
+
+def _state(version: int, files: set[str], deleted: set[int]) -> VersionState:
+    """A version's state from its objects and the committed deletes."""
+    if version in deleted or (DELETED_MARKER in files and MANIFEST_FILE not in files):
+        return "deleted"  # the second: a version deleted before deletes were committed in the log
+    return "published" if MANIFEST_FILE in files else "missing"
 
 
 def _entry_name(sequence: int) -> str:

@@ -331,6 +331,16 @@ class ModelStore:
         self._existing_model_dir(name)
         return self._backend.repair_aliases(name, self._published_numbers(name))
 
+    def repair(self, name: str) -> list[str]:
+        """Repair what a command that died midway left in `name`: finish a delete that was
+        committed (its leftover files), drop a tombstone no committed delete stands behind, and
+        rewrite an unreadable alias record (`repair_aliases`). One line per repair; [] when
+        there was nothing to repair."""
+        self._existing_model_dir(name)
+        repairs = self._backend.finish_deletes(name)
+        rewritten = self.repair_aliases(name)
+        return repairs + [f"{file_name}: rewritten (it was unreadable)" for file_name in rewritten]
+
     # ------------------------------------------------------------------ delete
 
     def delete(self, name: str, ref: int | str) -> int:

@@ -17,6 +17,7 @@ from model_store.errors import InvalidInputError, InvalidNameError
 from model_store.keras_model import MODEL_FILE, write_model_file
 from model_store.manifest import MANIFEST_CHECKSUM_FILE, MANIFEST_FILE
 from model_store.names import validate_name, version_number
+from storage.faults import fault_point
 from storage.files import dump_json, fsync_directory, fsync_file, write_bytes_durably
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "checked_extra_files",
     "is_deleted",
     "published_numbers",
+    "remove_buried_files",
     "write_version_files",
 ]
 
@@ -108,11 +110,23 @@ def bury_version(version_dir: Path, tombstone: Mapping[str, Any]) -> None:
         stream.write(dump_json(tombstone) + "\n")
         stream.flush()
         os.fsync(stream.fileno())
-    for entry in os.scandir(version_dir):
+    fault_point("delete.committed")
+    remove_buried_files(version_dir)
+
+
+def remove_buried_files(version_dir: Path) -> list[str]:
+    """Remove what a deleted version's folder still holds besides its tombstone (all of it
+    but the tombstone, after a delete that died midway); the names removed."""
+    removed = []
+    for entry in sorted(os.scandir(version_dir), key=lambda entry: entry.name):
         if entry.name == DELETED_MARKER:
             continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path)
         else:
             os.unlink(entry.path)
-    fsync_directory(version_dir)
+        removed.append(entry.name)
+        fault_point("delete.removing")
+    if removed:
+        fsync_directory(version_dir)
+    return removed

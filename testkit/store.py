@@ -155,3 +155,19 @@ def promote_concurrently(
     assert [decisions[version][1] for version in history] == [None, *history[:-1]]
     for version, (promote, previous) in decisions.items():
         assert promote or accuracy_of[previous] > accuracy_of[version]
+
+
+DELETER = """
+    import sys
+    from model_store import ModelStore, check_keras_archive
+
+    root, version = sys.argv[1:]
+    ModelStore(root, check_model=check_keras_archive).delete("imdb-sentiment", int(version))
+"""
+
+
+def delete_in_child(root: Path | str, version: int, fault: str) -> subprocess.CompletedProcess[str]:
+    """`models delete` of `version` in a fresh interpreter that dies (SIGKILL) at `fault`."""
+    child = start_child(DELETER, root, version, fault=fault)
+    stdout, stderr = child.communicate(timeout=CHILD_TIMEOUT_SECONDS)
+    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)

@@ -172,7 +172,7 @@ def test_promote_onto_a_corrupt_version_is_refused(store: ModelStore) -> None:
     assert store.aliases(MODEL_NAME) == {"champion": 2}
 
 
-def test_a_corrupt_aliases_json_names_its_fix_and_alias_repair_applies_it(
+def test_a_corrupt_aliases_json_names_its_fix_and_repair_applies_it(
     store: ModelStore,
 ) -> None:
     (Path(store.root) / MODEL_NAME / "aliases.json").write_text('{"champion": ')
@@ -182,15 +182,19 @@ def test_a_corrupt_aliases_json_names_its_fix_and_alias_repair_applies_it(
         assert_one_error_line(
             err,
             "aliases.json is not valid JSON",
-            f"review-scoring models alias repair {MODEL_NAME}",
+            f"review-scoring models repair {MODEL_NAME}",
         )
 
-    code, out, err = run_cli(store, "alias", "repair", MODEL_NAME)
+    code, out, err = run_cli(store, "repair", MODEL_NAME)
     assert (code, err) == (0, "")
-    assert out.strip() == f"rewrote aliases.json of {MODEL_NAME}; aliases: champion -> 2"
+    assert out.strip().splitlines() == [
+        f"repaired {MODEL_NAME} aliases.json: rewritten (it was unreadable)",
+        "aliases: champion -> 2",
+    ]
     assert run_cli(store, "promote", MODEL_NAME, "3")[0] == 0
-    code, out, _ = run_cli(store, "alias", "repair", MODEL_NAME)
-    assert code == 0 and "sound" in out and "champion -> 3" in out
+    for command in (["repair"], ["alias", "repair"]):  # the older spelling does the same
+        code, out, _ = run_cli(store, *command, MODEL_NAME)
+        assert code == 0 and "sound" in out and "champion -> 3" in out
 
 
 def test_verify_reports_a_model_that_safe_mode_refuses(
