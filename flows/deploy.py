@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from prefect import Flow
     from prefect.client.orchestration import PrefectClient
 
+    from storage import UserError
+
 __all__ = [
     "ALERT_NAME",
     "PROJECT_DIR",
@@ -40,6 +42,7 @@ __all__ = [
     "create_failure_alert",
     "deploy_from_prefect_yaml",
     "ensure_work_pools",
+    "enter_project_folder",
     "main",
     "nightly_schedule",
     "read_project",
@@ -52,6 +55,7 @@ _TRAINING_DEPLOYMENT = "on-demand"
 _ALERTED_DEPLOYMENT = "nightly"
 _DOCKER_DEPLOYMENT = "nightly-docker"
 
+PROJECT_DIR_VARIABLE = "REVIEW_SCORING_PROJECT_DIR"
 CRON_VARIABLE = "REVIEW_SCORING_SCHEDULE_CRON"
 TIMEZONE_VARIABLE = "REVIEW_SCORING_SCHEDULE_TIMEZONE"
 WEBHOOK_VARIABLE = "REVIEW_SCORING_ALERT_WEBHOOK_URL"
@@ -123,6 +127,55 @@ class Project:
                 return deployment
         known = ", ".join(deployment.name for deployment in self.deployments)
         raise KeyError(f"prefect.yaml has no deployment {name!r} (it has {known})")
+
+
+def is_project_folder(folder: Path) -> bool:
+    """Whether `folder` holds the project: prefect.yaml and the flows its entrypoints name."""
+    return (folder / "prefect.yaml").is_file() and (folder / "flows" / "scoring.py").is_file()
+
+
+def enter_project_folder(directory: str = "") -> dict[str, str]:
+    """prefect.yaml's pull step: each deployment run starts in the project folder, since the
+    entrypoints (flows/scoring.py:score_flow) are paths in it. `directory` is the worker's
+    REVIEW_SCORING_PROJECT_DIR (its placeholder, unresolved, when the variable is unset); without
+    it, the checkout this code was installed from. Anywhere else, the run ends Failed with one
+    line that says where the worker must run, instead of a traceback."""
+    named = "" if directory.startswith("{{") else directory.strip()
+    folder = Path(named).expanduser() if named else PROJECT_DIR
+    if is_project_folder(folder):
+        os.chdir(folder)
+        return {"directory": str(folder.resolve())}
+    from storage import NotAFolderError
+
+    where = (
+        f"{PROJECT_DIR_VARIABLE}={named}, which"
+        if named
+        else f"{PROJECT_DIR_VARIABLE} is not set and {folder} (where this worker's code is)"
+    )
+    error = NotAFolderError(
+        f"a review-scoring flow run starts in the project folder (the one holding prefect.yaml "
+        f"and flows/), but {where} is not one: start the worker in the project folder with "
+        f"`make worker`, or set {PROJECT_DIR_VARIABLE} to that folder in the worker's environment"
+    )
+    _fail_this_flow_run(error)
+    raise error
+
+
+def _fail_this_flow_run(error: UserError) -> None:
+    """End the flow run this process was started for Failed with `error` (its worker then
+    leaves it so, rather than reporting a crash, and Prefect's log of the error is dropped);
+    nothing outside a run's process."""
+    from tasks.failures import fail_run
+
+    message = fail_run(error, str(error)).message
+    flow_run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
+    if not flow_run_id:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.states import Failed
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(flow_run_id), Failed(message=message), force=True)
 
 
 def read_project(project_dir: Path = PROJECT_DIR) -> Project:

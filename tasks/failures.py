@@ -36,9 +36,11 @@ RETRY_DELAY_SECONDS = 5
 _TRANSIENT_ERRNOS = frozenset(
     {errno.EIO, errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.ESTALE, errno.ECONNRESET}
 )
-# Loggers Prefect's engines report failed task and flow runs on.
-_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
+# Loggers Prefect's engines report failed task and flow runs on (prefect.engine: a flow run's
+# process that failed before its flow started, on the worker's output).
+_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs", "prefect.engine")
 _REPORTED = "_review_scoring_reported_as_state"
+_MAX_CAUSES = 5
 
 
 def _error_of(state: State[Any]) -> object:
@@ -83,9 +85,13 @@ class _UserErrorsInOneLine(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if getattr(error, _REPORTED, False):
+        causes = []
+        while error is not None and len(causes) < _MAX_CAUSES:  # Prefect wraps some errors
+            causes.append(error)
+            error = error.__cause__
+        if any(getattr(cause, _REPORTED, False) for cause in causes):
             return False
-        if isinstance(error, UserError):
+        if any(isinstance(cause, UserError) for cause in causes):
             record.exc_info, record.exc_text = None, None
         return True
 

@@ -114,15 +114,19 @@ def test_runs_start_in_the_project_folder_named_by_the_worker(
 ) -> None:
     [step] = prefect_yaml["pull"]
     [(function_name, inputs)] = step.items()
-    assert function_name == "prefect.deployments.steps.set_working_directory"
+    assert function_name == "flows.deploy.enter_project_folder"
     assert inputs == {"directory": "{{ $REVIEW_SCORING_PROJECT_DIR }}"}
     # Resolved as a flow run resolves it, with the variable its worker passes on, then run.
     from prefect.utilities.importtools import import_object
 
-    resolved = _resolved(inputs, {"REVIEW_SCORING_PROJECT_DIR": str(tmp_path)}, monkeypatch)
+    project = tmp_path / "project"
+    (project / "flows").mkdir(parents=True)
+    (project / "prefect.yaml").write_text("name: review-scoring\n")
+    (project / "flows" / "scoring.py").write_text("")
+    resolved = _resolved(inputs, {"REVIEW_SCORING_PROJECT_DIR": str(project)}, monkeypatch)
     monkeypatch.chdir(REPO)
     outputs = import_object(function_name)(**resolved)
-    assert Path.cwd() == tmp_path and outputs["directory"] == str(tmp_path)
+    assert Path.cwd() == project and outputs["directory"] == str(project)
 
 
 def test_training_runs_on_demand_in_the_process_pool(prefect_yaml: dict[str, Any]) -> None:
