@@ -8,10 +8,13 @@ the same model the Prefect UI draws its run form from.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -23,6 +26,49 @@ __all__ = ["ParameterError", "build_parser", "main"]
 
 class ParameterError(InvalidParameterError):
     """A flow parameter given on the command line that cannot be used as given."""
+
+
+class StoppedBySignal(BaseException):
+    """The command was asked to stop (SIGTERM, or Ctrl-C's SIGINT) while it ran."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal.Signals(signal_number).name)
+        self.signal_number = signal_number
+
+
+@contextlib.contextmanager
+def _stop_signals_end_runs_cancelled(started: list[Any]) -> Iterator[None]:
+    """Within the block, SIGTERM and Ctrl-C raise StoppedBySignal, and a flow run they stopped
+    (its id appended to `started` by the flow's on_crashed hook) ends Cancelled, not Crashed:
+    a run stopped on purpose was not lost. Prefect turns a SIGTERM during a run into a crash of
+    the run, then hands the signal on to the handler installed here; Ctrl-C is Python's
+    KeyboardInterrupt."""
+
+    def raise_stopped(signal_number: int, frame: FrameType | None) -> None:
+        raise StoppedBySignal(signal_number)
+
+    previous = signal.signal(signal.SIGTERM, raise_stopped)
+    try:
+        yield
+    except KeyboardInterrupt:
+        _cancel(started, "SIGINT")
+        raise StoppedBySignal(signal.SIGINT) from None
+    except StoppedBySignal as stopped:
+        _cancel(started, signal.Signals(stopped.signal_number).name)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _cancel(started: list[Any], signal_name: str) -> None:
+    if not started:
+        return
+    from prefect import get_client
+    from prefect.states import Cancelled
+
+    message = f"stopped from the command line ({signal_name})"
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(started[-1], Cancelled(message=message), force=True)
 
 
 def _flag(name: str) -> str:
@@ -135,7 +181,13 @@ def _run(args: argparse.Namespace) -> int:
     except ParameterError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    result = run_flow(params)
+    started: list[Any] = []
+
+    def note_run_for_cancelling(flow: Any, flow_run: Any, state: Any) -> None:
+        started.append(flow_run.id)
+
+    with _stop_signals_end_runs_cancelled(started):
+        result = run_flow.with_options(on_crashed=[note_run_for_cancelling])(params)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -145,11 +197,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Exit status 0 on success; 2 for options the flow's parameters refuse (as for argparse's own
     usage errors); 1, with one `error: ...` line on stderr, for a storage.UserError met while
-    running (tasks/failures.py). Anything else is a bug and keeps its traceback.
+    running (tasks/failures.py); 128 + the signal's number when SIGTERM or Ctrl-C stopped it
+    (the run then ends Cancelled). Anything else is a bug and keeps its traceback.
     """
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
+    except StoppedBySignal as stopped:
+        name = signal.Signals(stopped.signal_number).name
+        print(f"error: stopped by {name}; the run ends Cancelled", file=sys.stderr)
+        return 128 + stopped.signal_number
     except ValidationError as error:
         print(f"error: {error.title}: {_problems(error, as_options=False)}", file=sys.stderr)
         return 1

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +15,9 @@ from flows.cli import _params_from, build_parser, main
 from flows.scoring import ScoreParams
 from flows.training import TrainParams
 from tasks.training import ARCHITECTURES
+from testkit import REPOSITORY as REPO
+from testkit.servers import project_environment, wait_until
+from testkit.synthetic import write_labeled_dataset
 
 
 def test_every_flow_parameter_is_an_option() -> None:
@@ -162,3 +168,69 @@ def test_models_command_uses_the_settings_store(
     monkeypatch.setenv("REVIEW_SCORING_MODEL_STORE_ROOT", str(tmp_path / "store"))
     assert main(["models", "show", "imdb-sentiment"]) == 1
     assert "imdb-sentiment" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("stop", "exit_status"),
+    [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 128 + signal.SIGINT)],
+)
+def test_a_run_stopped_by_sigterm_or_ctrl_c_ends_cancelled(
+    prefect_api: None, tmp_path: Path, stop: signal.Signals, exit_status: int
+) -> None:
+    """The real command in its own process, against the test server: stopped mid-training, it
+    exits 128 + the signal with one `error:` line, and its run ends Cancelled (was Crashed, or
+    left Running), so the UI says it was stopped, not lost."""
+    import prefect.settings
+    from prefect import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+
+    data = write_labeled_dataset(tmp_path / "data", train_rows=4000, test_rows=100)
+    environment = {
+        **project_environment(tmp_path),
+        "PREFECT_API_URL": prefect.settings.PREFECT_API_URL.value(),
+    }
+    # Enough epochs that the run is still training when it is stopped.
+    command = [sys.executable, "-m", "flows.cli", "train", "--source", "parquet"]
+    model_name = f"stopped-by-{stop.name.lower()}"
+    command += ["--data-path", str(data), "--epochs", "500", "--model-name", model_name]
+    child = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with get_client(sync_client=True) as client:
+
+        def training() -> Any:
+            if child.poll() is not None:
+                raise AssertionError(f"the command ended early: {child.communicate()[1][-3000:]}")
+            ours = [
+                run
+                for run in client.read_flow_runs()
+                if (run.parameters.get("params") or {}).get("model_name") == model_name
+            ]
+            if not ours:
+                return None
+            task_runs = client.read_task_runs(
+                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[ours[0].id]))
+            )
+            training_now = any(
+                run.name.startswith("train-") and run.state and run.state.is_running()
+                for run in task_runs
+            )
+            return ours[0] if training_now else None
+
+        flow_run = wait_until(training, 180, "the training to start", interval=0.5)
+        child.send_signal(stop)
+        _, stderr = child.communicate(timeout=120)
+        ended = client.read_flow_run(flow_run.id)
+
+    assert child.returncode == exit_status, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == (
+        f"error: stopped by {stop.name}; the run ends Cancelled"
+    )
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert ended.state.is_cancelled(), ended.state
+    assert ended.state.message == f"stopped from the command line ({stop.name})"
