@@ -99,6 +99,22 @@ class DeploymentConfig:
     work_pool: str
     schedules: list[dict[str, Any]] = field(default_factory=list)
     concurrency_limit: dict[str, Any] | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def parameters_for(self, schedule: NightlySchedule) -> dict[str, Any]:
+        """The parameters with the schedule's placeholders filled in, as `prefect deploy`
+        fills them from the environment flows.deploy gives it."""
+        filled = {CRON_VARIABLE: schedule.cron, TIMEZONE_VARIABLE: schedule.timezone}
+
+        def fill(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {key: fill(item) for key, item in value.items()}
+            if isinstance(value, str):
+                for name, text in filled.items():
+                    value = value.replace(f"{{{{ ${name} }}}}", text)
+            return value
+
+        return fill(self.parameters)  # type: ignore[no-any-return]
 
     def load_flow(self) -> Flow[..., Any]:
         """The flow of the entrypoint (`flows/scoring.py:score_flow`), imported as a module."""
@@ -193,6 +209,7 @@ def read_project(project_dir: Path = PROJECT_DIR) -> Project:
             work_pool=item["work_pool"]["name"],
             schedules=list(item.get("schedules") or []),
             concurrency_limit=item.get("concurrency_limit"),
+            parameters=dict(item.get("parameters") or {}),
         )
         for item in config["deployments"]
     ]

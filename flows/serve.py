@@ -39,6 +39,7 @@ def _runner_deployment(config: DeploymentConfig, schedule: NightlySchedule) -> R
         name=config.name,
         tags=config.tags,
         description=config.description,
+        parameters=config.parameters_for(schedule),
         schedules=[
             Cron(schedule.cron, timezone=schedule.timezone, active=item.get("active", True))
             for item in config.schedules

@@ -164,6 +164,9 @@ def test_scoring_runs_nightly_in_a_time_zone_that_can_be_set(
     }
     for full_name, active in ((NIGHTLY_SCORING, True), (NIGHTLY_SCORING_DOCKER, False)):
         schedules = _deployment(prefect_yaml, full_name)["schedules"]
+        # Its runs read their scheduled date in the schedule's zone.
+        parameters = _deployment(prefect_yaml, full_name)["parameters"]
+        assert _resolved(parameters, filled, monkeypatch) == {"params": {"timezone": timezone}}
         [configured] = _resolved(schedules, filled, monkeypatch)
         assert configured.get("active", True) is active, full_name
         assert CronSchedule(cron=configured["cron"], timezone=configured["timezone"]) == (
@@ -225,6 +228,8 @@ def test_serve_builds_the_same_deployments_as_prefect_yaml(prefect_yaml: dict[st
         assert served.tags == configured["tags"]
         assert served.description == " ".join(configured["description"].split())
     assert training.schedules in (None, [])
+    assert training.parameters == {}
+    assert scoring.parameters == {"params": {"timezone": "Asia/Tokyo"}}
     [served_schedule] = scoring.schedules
     assert served_schedule.active
     assert served_schedule.schedule.cron == "15 1 * * *"

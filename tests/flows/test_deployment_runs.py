@@ -1,17 +1,21 @@
-"""Where a worker's flow runs start: prefect.yaml's pull step (flows.deploy.enter_project_folder)
-puts each run in the project folder, which the worker names in REVIEW_SCORING_PROJECT_DIR or,
-unset, the checkout its code was installed from. A worker started anywhere else gets a Failed run
-that says in one line where the worker must run, not a traceback.
+"""A deployment's runs as a worker starts them: the command a process worker runs for a flow run
+(`python -m prefect.engine`, the run's id in PREFECT__FLOW_RUN_ID), against Prefect's test
+server, for deployments made from prefect.yaml.
 
-The run processes are real: the command a process worker starts for a run (`python -m
-prefect.engine`, with the run's id in PREFECT__FLOW_RUN_ID) in a folder that is not the project,
-against Prefect's test server, for a deployment with prefect.yaml's own pull step.
+Where runs start: prefect.yaml's pull step (flows.deploy.enter_project_folder) puts each run in
+the project folder, which the worker names in REVIEW_SCORING_PROJECT_DIR or, unset, the checkout
+its code was installed from; a worker started anywhere else gets a Failed run that says in one
+line where the worker must run, not a traceback.
+
+When: the nightly scoring reads its scheduled date in the schedule's zone, which `make deploy`
+sets from the schedule, so a run scheduled for 00:30 in Paris is named for that Paris date.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +114,38 @@ def test_runs_of_a_worker_outside_the_project_start_there_or_fail_in_one_line(
         flow_run, output, logs = run(None, parameters)
         assert flow_run.state.is_failed(), (flow_run.state, output[-3000:])
         assert str(missing) in flow_run.state.message and NOT_A_PROJECT not in logs
+
+
+def test_a_nightly_run_at_half_past_midnight_in_paris_is_named_for_the_paris_date(
+    prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import prefect.settings
+    from prefect import get_client
+    from prefect.states import Scheduled
+
+    from flows.deploy import NIGHTLY_SCORING
+    from flows.deploy import main as deploy
+
+    # `make deploy` with the night moved to 00:30 in Paris.
+    monkeypatch.setenv("PREFECT_API_URL", prefect.settings.PREFECT_API_URL.value())
+    monkeypatch.setenv("REVIEW_SCORING_SCHEDULE_CRON", "30 0 * * *")
+    monkeypatch.setenv("REVIEW_SCORING_SCHEDULE_TIMEZONE", "Europe/Paris")
+    assert deploy(["--project-dir", str(REPO)]) == 0
+    # 23:30 UTC on 6 December is 00:30 on the 7th in Paris: the night of the 7th there.
+    night = datetime(2026, 12, 6, 23, 30, tzinfo=timezone.utc)
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(NIGHTLY_SCORING)
+        assert deployment.parameters == {"params": {"timezone": "Europe/Paris"}}
+        [schedule] = deployment.schedules
+        assert (schedule.schedule.cron, schedule.schedule.timezone) == (
+            "30 0 * * *",
+            "Europe/Paris",
+        )
+        flow_run = client.create_flow_run_from_deployment(
+            deployment.id, state=Scheduled(scheduled_time=night)
+        )
+        output = _run_process(flow_run.id, REPO, project_environment(tmp_path))
+        ran = client.read_flow_run(flow_run.id)
+    # Named for its night in Paris (the store here is empty, so the run itself fails).
+    assert ran.name == "score 2026-12-07 champion", (ran.name, output[-3000:])
+    assert ran.state.is_failed() and "unknown model" in ran.state.message, ran.state
