@@ -105,12 +105,17 @@ def plan_jobs(
     text_column: str = TEXT_COLUMN,
     id_column: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    dataset_root: str | None = None,
 ) -> ScoringPlan:
-    """One job per input file, its output at the same relative path under the version's folder."""
+    """One job per input file, its output at the same relative path under the version's folder.
+    With `dataset_root` (one partition of it is scored), paths are relative to that root, so
+    the partition's folders, `day=` or not, are kept."""
     try:
         input_root, inputs, skipped = find_parquet_files(input_path)
     except ValueError as error:
         raise ScoringError(str(error)) from error
+    if dataset_root is not None:
+        input_root = locate(dataset_root, "input_path")
     output_location = locate(output_root, "output_root")
     output_location.check_can_hold("output_root")  # once here, not once per file
     check_paths_do_not_overlap(input_root, inputs, output_location)

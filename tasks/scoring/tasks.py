@@ -70,9 +70,13 @@ def plan_task(
 ) -> ScoringPlan:
     """Find the input files (of one partition, if given), place their outputs, say what was
     skipped."""
+    dataset_root = None
     if partition:
+        dataset_root = input_path
         input_path = partition_input_path(input_path, partition, scheduled_date or date.today())
-    plan = plan_jobs(input_path, output_root, model, text_column, id_column, batch_size)
+    plan = plan_jobs(
+        input_path, output_root, model, text_column, id_column, batch_size, dataset_root
+    )
     logger = get_run_logger()
     logger.info("%d input file(s) under %s", len(plan.jobs), plan.input_root)
     if plan.skipped:

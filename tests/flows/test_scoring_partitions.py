@@ -205,3 +205,26 @@ def test_scoring_one_partition_folder_directly_also_keeps_the_nights_apart(
         run_scoring(params_for(tiny_model_store, lake / f"day={day}", tmp_path / "out"))
     rows = read_back(tmp_path / "out" / TINY_MODEL_NAME / "v1")
     assert len(rows) == table.num_rows
+
+
+def test_date_folders_without_a_key_keep_their_folder_night_after_night(
+    prefect_api: None, tiny_model_store: Path, tmp_path: Path
+) -> None:
+    """`<lake>/2026-11-27/reviews.parquet` with `partition="{scheduled_date}"`: each night's
+    outputs land in their own date folder, with a `_SUCCESS` that later nights leave alone (they
+    used to lose the folder, then collide with the first night's file name)."""
+    table = reviews_table()
+    lake = tmp_path / "lake"
+    for day in DAYS:
+        (lake / day).mkdir(parents=True)
+        day_rows = table.filter(pa.compute.equal(table.column("day"), day)).drop_columns(["day"])
+        pq.write_table(day_rows, lake / day / "reviews.parquet")
+    nightly = params_for(tiny_model_store, lake, tmp_path / "out", partition="{scheduled_date}")
+    output_dir = tmp_path / "out" / TINY_MODEL_NAME / "v1"
+    for day in DAYS:
+        summary = run_as_scheduled(nightly, datetime.fromisoformat(f"{day}T02:00:00+00:00"))
+        assert [result.relative_path for result in summary.files] == [f"{day}/reviews.parquet"]
+    for day in DAYS:
+        assert pq.read_table(output_dir / day / "reviews.parquet").num_rows == ROWS_PER_DAY
+        assert (output_dir / day / "_SUCCESS").is_file(), day
+    assert not (output_dir / "reviews.parquet").exists()
