@@ -7,6 +7,7 @@ version on disk") and backend.py; the plumbing lives beside this module, one con
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -34,7 +35,13 @@ from model_store.keras_model import (
     check_model_argument,
     load_keras_model,
 )
-from model_store.manifest import ManifestRecord, json_text, utc_now_iso, write_manifest
+from model_store.manifest import (
+    MANIFEST_FILE,
+    ManifestRecord,
+    json_text,
+    utc_now_iso,
+    write_manifest,
+)
 from model_store.names import (
     CHAMPION,
     LATEST,
@@ -196,6 +203,15 @@ class ModelStore:
     def manifest(self, name: str, ref: int | str = LATEST) -> dict[str, Any]:
         """The manifest of a version, after checking it against manifest.sha256."""
         return self._read_manifest(name, self.resolve(name, ref))
+
+    def manifest_sha256(self, name: str, ref: int | str = LATEST) -> str:
+        """What a version is, wherever its store lives: the sha256 of its manifest.json (checked
+        against manifest.sha256), which holds the sha256 of every file of the version. Two
+        stores' `v1` of one name have different ones unless one is a copy of the other."""
+        version = self.resolve(name, ref)
+        self._read_manifest(name, version)
+        manifest_bytes = self._backend.read_version_file(name, version, MANIFEST_FILE)
+        return hashlib.sha256(manifest_bytes).hexdigest()
 
     def verify(self, name: str, ref: int | str = LATEST) -> None:
         """Check every file of a version against its manifest, and that its model passes

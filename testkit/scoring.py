@@ -52,9 +52,19 @@ def fake_model(predictor: RecordingPredictor | None = None) -> ScoringModel:
     )
 
 
-def resolved(histogram: list[float] | None = None) -> ResolvedModel:
+# What the fake version is (ModelStore.manifest_sha256 of a real one).
+FAKE_MANIFEST_SHA256 = "f" * 64
+
+
+def resolved(
+    histogram: list[float] | None = None, manifest_sha256: str = FAKE_MANIFEST_SHA256
+) -> ResolvedModel:
     return ResolvedModel(
-        store_root="unused", name="fake", version=3, test_score_histogram=histogram
+        store_root="unused",
+        name="fake",
+        version=3,
+        manifest_sha256=manifest_sha256,
+        test_score_histogram=histogram,
     )
 
 

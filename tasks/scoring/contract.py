@@ -48,6 +48,8 @@ _FIXED_FIELDS = (
     pa.field("status", pa.string(), nullable=False),
     pa.field("model_name", pa.string(), nullable=False),
     pa.field("model_version", pa.int64(), nullable=False),
+    # What the version is (its manifest's sha256): another store's `v1` is another model.
+    pa.field("model_manifest_sha256", pa.string()),
     pa.field("scored_at", pa.timestamp("us", tz="UTC"), nullable=False),
 )
 # The columns every output file starts with, in this order; carried input columns follow.

@@ -51,7 +51,14 @@ from tasks.scoring.writing import atomic_parquet_writer, read_output_stamp
 __all__ = ["score_file"]
 
 # The stamp fields that must match for an existing output to count as current.
-_CURRENT_WHEN_EQUAL = ("input_sha256", "model_name", "model_version", "text_column", "id_column")
+_CURRENT_WHEN_EQUAL = (
+    "input_sha256",
+    "model_name",
+    "model_version",
+    "model_manifest_sha256",
+    "text_column",
+    "id_column",
+)
 
 
 def _stamp(
@@ -63,6 +70,8 @@ def _stamp(
         "relative_path": job.relative_path,
         "model_name": model.name,
         "model_version": model.version,
+        "model_manifest_sha256": job.model.manifest_sha256,
+        "model_store": job.model.store_root,
         "text_column": job.text_column,
         "id_column": id_column,
     }
@@ -283,6 +292,7 @@ def _write_batches(
             prepared.statuses,
             pa.array([model.name] * size, type=pa.string()),
             pa.array(np.full(size, model.version, dtype=np.int64)),
+            pa.array([job.model.manifest_sha256] * size, type=pa.string()),
             pa.array([clock()] * size, type=pa.timestamp("us", tz="UTC")),
         ]
         columns.extend(prepared.batch.column(name) for name, _ in layout.carried)

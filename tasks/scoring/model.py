@@ -247,6 +247,7 @@ def resolve_model(
         store_root=store.root,  # absolute or a URI: workers may run elsewhere than here
         name=name,
         version=version,
+        manifest_sha256=store.manifest_sha256(name, version),
         test_score_histogram=metrics.test_score_histogram if metrics else None,
         test_positive_rate=metrics.test_positive_rate if metrics else None,
     )

@@ -61,6 +61,11 @@ class ResolvedModel(BaseModel):
     store_root: str
     name: str
     version: int
+    manifest_sha256: str | None = Field(
+        default=None,
+        description="What the version is (ModelStore.manifest_sha256), whatever its store, name "
+        "and number",
+    )
     test_score_histogram: list[float] | None = None
     test_positive_rate: float | None = None
 
@@ -134,6 +139,8 @@ class ScoringSummary(BaseModel):
 
     model_name: str
     model_version: int
+    model_manifest_sha256: str | None = None
+    model_store: str | None = None
     input_root: str
     output_dir: str
     files_total: int

@@ -117,6 +117,8 @@ def summarize_run(
     return ScoringSummary(
         model_name=model.name,
         model_version=model.version,
+        model_manifest_sha256=model.manifest_sha256,
+        model_store=model.store_root,
         input_root=plan.input_root,
         output_dir=plan.output_dir,
         files_total=len(results) + len(failures),

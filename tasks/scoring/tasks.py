@@ -132,7 +132,7 @@ def mark_complete_task(
     from prefect.runtime import flow_run
 
     run_id = str(flow_run.id) if flow_run.id else None
-    return mark_complete_folders(results, failures, model.name, model.version, run_id)
+    return mark_complete_folders(results, failures, model, run_id)
 
 
 @task(name="summarize", cache_policy=NO_CACHE)

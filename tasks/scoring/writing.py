@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from storage import Location, fault_point, locate
 from storage.files import dump_json
 from tasks.scoring.contract import COMPLETION_MARKER, STAMP_KEY, STATS_KEY
-from tasks.scoring.records import FileFailure, FileResult, total_status_counts
+from tasks.scoring.records import FileFailure, FileResult, ResolvedModel, total_status_counts
 
 __all__ = [
     "atomic_parquet_writer",
@@ -77,8 +77,7 @@ def write_completion_marker(folder: Location, content: Mapping[str, Any]) -> Loc
 def mark_complete_folders(
     results: Sequence[FileResult],
     failures: Sequence[FileFailure],
-    model_name: str,
-    model_version: int,
+    model: ResolvedModel,
     run_id: str | None,
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
 ) -> list[str]:
@@ -104,8 +103,10 @@ def mark_complete_folders(
             folder,
             {
                 "flow_run_id": run_id,
-                "model_name": model_name,
-                "model_version": model_version,
+                "model_name": model.name,
+                "model_version": model.version,
+                "model_manifest_sha256": model.manifest_sha256,
+                "model_store": model.store_root,
                 "completed_at": clock().isoformat(),
                 "rows": sum(result.rows for result in folder_results),
                 "status_counts": total_status_counts(

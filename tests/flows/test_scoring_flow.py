@@ -182,6 +182,39 @@ def test_rerun_skips_done_files_and_picks_up_new_ones(
     assert output.stat().st_mtime_ns == written  # untouched
 
 
+def test_another_stores_version_of_the_same_name_and_number_rescores(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    """Two stores' `v1`: the second store's run does not take the first one's outputs for its
+    own; outputs, `_SUCCESS` and the summary name the model by its manifest's sha256."""
+    inputs = tmp_path / "reviews"
+    write_reviews(inputs / "day1.parquet", rows=30, seed=1)
+    first_store = ModelStore(model_store_root)
+    version = first_store.load(MODEL_NAME, 1)
+    other_root = tmp_path / "other-store"
+    other_store = ModelStore(other_root)
+    other_store.register(
+        MODEL_NAME,
+        version.model,
+        version.vocabulary,
+        params={},
+        metrics={},
+        data_fingerprint="another training",
+    )
+    other_store.set_alias(MODEL_NAME, "champion", 1)
+    first = run_scoring(params_for(model_store_root, inputs, tmp_path / "out"))
+    second = run_scoring(params_for(other_root, inputs, tmp_path / "out"))
+    assert (second.files_scored, second.files_skipped) == (1, 0)
+    identity = ModelStore(other_root).manifest_sha256(MODEL_NAME, 1)
+    assert first.model_manifest_sha256 == first_store.manifest_sha256(MODEL_NAME, 1) != identity
+    assert (second.model_manifest_sha256, second.model_store) == (identity, str(other_root))
+    output_dir = tmp_path / "out" / MODEL_NAME / "v1"
+    column = pq.read_table(output_dir / "day1.parquet").column("model_manifest_sha256")
+    assert set(column.to_pylist()) == {identity}
+    marker = json.loads((output_dir / "_SUCCESS").read_text())
+    assert (marker["model_manifest_sha256"], marker["model_store"]) == (identity, str(other_root))
+
+
 def test_a_version_is_loaded_once_per_process(model_store_root: Path) -> None:
     first = load_scoring_model(
         ResolvedModel(store_root=str(model_store_root), name=MODEL_NAME, version=1)

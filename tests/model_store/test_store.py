@@ -382,3 +382,19 @@ def test_importing_the_store_imports_neither_prefect_nor_keras() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_version_is_known_by_its_manifest_sha256_wherever_its_store_lives(
+    tmp_path: Path, tiny_model_file: Path
+) -> None:
+    import shutil
+
+    first, second = ModelStore(tmp_path / "first"), ModelStore(tmp_path / "second")
+    register(first, tiny_model_file)
+    register(second, tiny_model_file)  # the same name and number, registered apart
+    identity = first.manifest_sha256(MODEL_NAME, 1)
+    manifest_file = Path(first.root) / MODEL_NAME / "versions" / "1" / "manifest.json"
+    assert identity == hashlib.sha256(manifest_file.read_bytes()).hexdigest()
+    assert second.manifest_sha256(MODEL_NAME, 1) != identity
+    shutil.copytree(tmp_path / "first", tmp_path / "copy")  # a copy is the same model
+    assert ModelStore(tmp_path / "copy").manifest_sha256(MODEL_NAME, "latest") == identity

@@ -29,6 +29,7 @@ from tasks.scoring.prefetch import prefetched
 from tasks.scoring.writing import mark_complete_folders, read_output_stamp
 from tasks.text import encode_texts, pad_sequences
 from testkit.scoring import (
+    FAKE_MANIFEST_SHA256,
     MALFORMED_STATUSES,
     MALFORMED_TEXTS,
     VOCABULARY,
@@ -37,6 +38,7 @@ from testkit.scoring import (
     invalid_utf8_strings,
     job_for,
     malformed_table,
+    resolved,
     write_parquet,
 )
 
@@ -267,6 +269,23 @@ def test_a_current_output_is_skipped_and_a_changed_input_is_rescored(tmp_path: P
     assert pq.read_table(job.output_path).num_rows == 4
 
 
+def test_an_output_of_another_model_of_the_same_name_and_version_is_rescored(
+    tmp_path: Path,
+) -> None:
+    """Another store's `fake v3` is another model: its outputs are not current for this one."""
+    source = write_parquet(tmp_path / "in" / "day.parquet", {"text": ["great", "awful"]})
+    job = job_for(source, tmp_path / "out")
+    assert score_file(job, fake_model()).outcome == "scored"
+    other_store = job.model_copy(update={"model": resolved(manifest_sha256="0" * 64)})
+    predictor = RecordingPredictor()
+    again = score_file(other_store, fake_model(predictor))
+    assert again.outcome == "scored" and predictor.batch_rows == [2]
+    output = pq.read_table(job.output_path)
+    assert set(output.column("model_manifest_sha256").to_pylist()) == {"0" * 64}
+    stamp, _ = read_output_stamp(locate(job.output_path))
+    assert (stamp["model_manifest_sha256"], stamp["model_store"]) == ("0" * 64, "unused")
+
+
 def test_another_inputs_output_is_never_replaced(tmp_path: Path) -> None:
     """Folder A's part-0 scored, then folder B's part-0 into the same root: refused, A kept."""
     first = write_parquet(tmp_path / "A" / "part-0.parquet", {"text": ["great"] * 20})
@@ -356,10 +375,11 @@ def test_a_folder_is_marked_complete_only_when_every_file_in_it_succeeded(tmp_pa
         output_path=jobs["2"].output_path,
         error="InputFileError: x",
     )
-    marked = mark_complete_folders([done], [failure], "fake", 3, run_id="run-1")
+    marked = mark_complete_folders([done], [failure], resolved(), run_id="run-1")
     assert marked == [str(Path(jobs["1"].output_path).parent)]
     marker = json.loads((Path(jobs["1"].output_path).parent / COMPLETION_MARKER).read_text())
     assert marker["flow_run_id"] == "run-1" and marker["model_version"] == 3
+    assert marker["model_manifest_sha256"] == FAKE_MANIFEST_SHA256
     assert marker["rows"] == 1 and marker["files"] == [{"file": "data_0.parquet", "rows": 1}]
     assert not stale_marker.exists()
 
