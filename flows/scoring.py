@@ -38,11 +38,11 @@ from tasks.scoring import (
 from tasks.scoring.inputs import check_partition
 from tasks.scoring.model import preload_version
 from tasks.scoring.tasks import (
-    mark_complete_task,
     plan_task,
     publish_summary_task,
     resolve_model_task,
     score_file_task,
+    settle_folders_task,
     summarize_task,
 )
 
@@ -132,6 +132,11 @@ class ScoreParams(BaseModel):
         json_schema_extra=NO_CREDENTIALS_SCHEMA,
         default=None,
         description="Dask scheduler address, e.g. tcp://scheduler:8786",
+    )
+    retire_vanished_outputs: bool = Field(
+        default=False,
+        description="Remove the outputs of inputs whose folder is gone (by default they are "
+        "kept, as predictions outlive raw data, and the run reports them)",
     )
     drift_threshold: float = Field(
         default=0.2,
@@ -331,9 +336,9 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
         except UserError as error:
             return fail_run(error)
         results, failures, seconds = score_files(plan.jobs, runner, params.max_concurrent_files)
-    completed = mark_complete_task(results, failures, model)
+    folders = settle_folders_task(plan, results, failures, model, params.retire_vanished_outputs)
     summary = summarize_task(
-        model, plan, results, failures, seconds, params.drift_threshold, completed
+        model, plan, results, failures, seconds, params.drift_threshold, folders
     )
     publish_summary_task(summary)
     record = summary.model_dump(mode="json")

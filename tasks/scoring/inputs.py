@@ -135,5 +135,20 @@ def plan_jobs(
             )
         )
     return ScoringPlan(
-        input_root=input_root.uri, output_dir=output_dir.uri, jobs=jobs, skipped=skipped
+        input_root=input_root.uri,
+        output_dir=output_dir.uri,
+        jobs=jobs,
+        skipped=skipped,
+        whole_folders_under=_folder_under_root(input_path, input_root),
     )
+
+
+def _folder_under_root(input_path: str, input_root: Location) -> str | None:
+    """Where `input_path` lies under the input root when it is a folder ('' for the root);
+    None for a file or a glob."""
+    location = locate(input_path, "input_path")
+    if not location.is_dir():
+        return None
+    if location.uri.rstrip("/") == input_root.uri.rstrip("/"):
+        return ""
+    return relative_path(input_root, location)

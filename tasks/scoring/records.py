@@ -17,6 +17,7 @@ __all__ = [
     "DriftReport",
     "FileFailure",
     "FileResult",
+    "FolderReport",
     "InputFileError",
     "OutputConflictError",
     "ResolvedModel",
@@ -92,6 +93,32 @@ class ScoringPlan(BaseModel):
     output_dir: str
     jobs: list[ScoringJob]
     skipped: list[SkippedInput]
+    whole_folders_under: str | None = Field(
+        default=None,
+        description="The folder, relative to the input root, whose every file the run plans "
+        "('' for the whole dataset, a partition's path for one partition); None for a file or a "
+        "glob, whose folders may hold other inputs",
+    )
+
+
+class FolderReport(BaseModel):
+    """What a run did to its output folders, each the unit of its input folder."""
+
+    completed: list[str] = Field(
+        default_factory=list, description="Output folders given a completion marker"
+    )
+    replaced: list[str] = Field(
+        default_factory=list,
+        description="Outputs removed: their inputs left a folder that is still there (re-landed)",
+    )
+    vanished: list[str] = Field(
+        default_factory=list,
+        description="Outputs kept although their input folder is gone (predictions outlive raw "
+        "data; retire_vanished_outputs removes them)",
+    )
+    retired: list[str] = Field(
+        default_factory=list, description="Outputs of a gone input folder, removed on request"
+    )
 
 
 class FileResult(BaseModel):
@@ -164,4 +191,13 @@ class ScoringSummary(BaseModel):
     skipped_inputs: list[SkippedInput] = Field(default_factory=list)
     completed_folders: list[str] = Field(
         default_factory=list, description="Output folders given a completion marker by this run"
+    )
+    outputs_replaced: list[str] = Field(
+        default_factory=list, description="Outputs removed: their inputs left a re-landed folder"
+    )
+    outputs_of_vanished_inputs: list[str] = Field(
+        default_factory=list, description="Outputs kept although their input folder is gone"
+    )
+    outputs_retired: list[str] = Field(
+        default_factory=list, description="Outputs of gone input folders removed on request"
     )

@@ -11,6 +11,7 @@ from tasks.scoring.records import (
     DriftReport,
     FileFailure,
     FileResult,
+    FolderReport,
     ResolvedModel,
     ScoringPlan,
     ScoringSummary,
@@ -87,7 +88,7 @@ def summarize_run(
     failures: Sequence[FileFailure],
     seconds: float,
     drift_threshold: float,
-    completed_folders: Sequence[str] = (),
+    folders: FolderReport | None = None,
 ) -> ScoringSummary:
     """Totals over the files, and the drift check over the rows this run scored."""
     scored = [result for result in results if result.outcome == "scored"]
@@ -140,5 +141,8 @@ def summarize_run(
         failures=list(failures),
         files=list(results),
         skipped_inputs=list(plan.skipped),
-        completed_folders=list(completed_folders),
+        completed_folders=list(folders.completed) if folders else [],
+        outputs_replaced=list(folders.replaced) if folders else [],
+        outputs_of_vanished_inputs=list(folders.vanished) if folders else [],
+        outputs_retired=list(folders.retired) if folders else [],
     )

@@ -16,6 +16,7 @@ from tasks.scoring.model import load_scoring_model, resolve_model
 from tasks.scoring.records import (
     FileFailure,
     FileResult,
+    FolderReport,
     ResolvedModel,
     ScoringJob,
     ScoringPlan,
@@ -23,14 +24,14 @@ from tasks.scoring.records import (
 )
 from tasks.scoring.report import rejected_text, render_distribution_markdown, summary_table
 from tasks.scoring.summary import summarize_run
-from tasks.scoring.writing import mark_complete_folders
+from tasks.scoring.writing import settle_output_folders
 
 __all__ = [
-    "mark_complete_task",
     "plan_task",
     "publish_summary_task",
     "resolve_model_task",
     "score_file_task",
+    "settle_folders_task",
     "summarize_task",
 ]
 
@@ -124,15 +125,36 @@ def score_file_task(job: ScoringJob) -> FileResult:
     return result
 
 
-@task(name="mark-complete", cache_policy=NO_CACHE)
-def mark_complete_task(
-    results: list[FileResult], failures: list[FileFailure], model: ResolvedModel
-) -> list[str]:
-    """Write `_SUCCESS` into each output folder whose files all succeeded."""
+@task(name="settle-folders", cache_policy=NO_CACHE)
+def settle_folders_task(
+    plan: ScoringPlan,
+    results: list[FileResult],
+    failures: list[FileFailure],
+    model: ResolvedModel,
+    retire_vanished: bool,
+) -> FolderReport:
+    """Make each output folder match its input folder, and mark the complete ones `_SUCCESS`."""
     from prefect.runtime import flow_run
 
     run_id = str(flow_run.id) if flow_run.id else None
-    return mark_complete_folders(results, failures, model, run_id)
+    report = settle_output_folders(
+        plan, results, failures, model, run_id, retire_vanished=retire_vanished
+    )
+    logger = get_run_logger()
+    if report.replaced:
+        logger.info(
+            "removed %d output(s) whose inputs left their folder (first: %s)",
+            len(report.replaced),
+            report.replaced[0],
+        )
+    if report.vanished:
+        logger.warning(
+            "kept %d output(s) whose input folder is gone (first: %s); "
+            "retire_vanished_outputs removes them",
+            len(report.vanished),
+            report.vanished[0],
+        )
+    return report
 
 
 @task(name="summarize", cache_policy=NO_CACHE)
@@ -143,12 +165,10 @@ def summarize_task(
     failures: list[FileFailure],
     seconds: float,
     drift_threshold: float,
-    completed_folders: list[str],
+    folders: FolderReport,
 ) -> ScoringSummary:
     """Add up the files' results and compare the score distribution with the test split."""
-    return summarize_run(
-        model, plan, results, failures, seconds, drift_threshold, completed_folders
-    )
+    return summarize_run(model, plan, results, failures, seconds, drift_threshold, folders)
 
 
 @task(name="publish-summary", cache_policy=NO_CACHE)

@@ -24,12 +24,19 @@ import pyarrow.parquet as pq
 from storage import Location, fault_point, locate
 from storage.files import dump_json
 from tasks.scoring.contract import COMPLETION_MARKER, STAMP_KEY, STATS_KEY
-from tasks.scoring.records import FileFailure, FileResult, ResolvedModel, total_status_counts
+from tasks.scoring.records import (
+    FileFailure,
+    FileResult,
+    FolderReport,
+    ResolvedModel,
+    ScoringPlan,
+    total_status_counts,
+)
 
 __all__ = [
     "atomic_parquet_writer",
-    "mark_complete_folders",
     "read_output_stamp",
+    "settle_output_folders",
     "write_completion_marker",
 ]
 
@@ -47,6 +54,9 @@ def atomic_parquet_writer(
     try:
         yield writer
         writer.close()
+        # The folder's completion marker goes before any of its outputs changes, so no reader
+        # is told a folder is complete while it is being rescored.
+        (output.parent / COMPLETION_MARKER).delete()
         fault_point("score.before-publish")
         published = output.publish(temporary, exclusive=exclusive)
     except BaseException:
@@ -74,25 +84,56 @@ def write_completion_marker(folder: Location, content: Mapping[str, Any]) -> Loc
     return marker
 
 
-def mark_complete_folders(
+def settle_output_folders(
+    plan: ScoringPlan,
     results: Sequence[FileResult],
     failures: Sequence[FileFailure],
     model: ResolvedModel,
     run_id: str | None,
+    *,
+    retire_vanished: bool = False,
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-) -> list[str]:
-    """Give each output folder whose every input succeeded a `_SUCCESS` with what is in it.
+) -> FolderReport:
+    """Make each output folder of the run describe exactly its input folder's current inputs,
+    then give it a `_SUCCESS` when every one of them is scored.
 
-    A folder with a failed input gets none (and keeps none from an earlier run), so a downstream
-    job that waits for the marker never reads a half-scored night. Returns the folders marked.
+    Only folders whose every input the run planned (`plan.whole_folders_under`) are settled: an
+    output there whose input left a folder that is still there (re-landed under new names) is
+    removed; one whose whole input folder is gone is kept (predictions outlive raw data) and
+    reported, or removed with `retire_vanished`. A folder with a failed input gets no marker
+    (and keeps none from an earlier run), so a downstream job that waits for the marker never
+    reads a half-scored night; a run of one file or a glob never writes one.
     """
+    report = FolderReport()
     failed_folders = {locate(failure.output_path).parent for failure in failures}
+    for folder in failed_folders:
+        (folder / COMPLETION_MARKER).delete()
+    if plan.whole_folders_under is None:
+        return report
+    output_dir = locate(plan.output_dir)
+    planned = {job.output_path for job in plan.jobs}
+    planned_folders = {locate(job.output_path).parent for job in plan.jobs}
+    scope = output_dir.joinpath(plan.whole_folders_under)
+    for relative in scope.files_below() if scope.is_dir() else []:
+        output = scope.joinpath(relative)
+        if not _is_output_name(output.name) or output.uri in planned:
+            continue
+        stamp = read_output_stamp(output)
+        if stamp is None:
+            continue  # not ours: never removed
+        if output.parent in planned_folders:
+            (output.parent / COMPLETION_MARKER).delete()
+            output.delete()
+            report.replaced.append(output.uri)
+        elif retire_vanished:
+            (output.parent / COMPLETION_MARKER).delete()
+            output.delete()
+            report.retired.append(output.uri)
+        else:
+            report.vanished.append(output.uri)
     by_folder: dict[Location, list[FileResult]] = {}
     for result in results:
         by_folder.setdefault(locate(result.output_path).parent, []).append(result)
-    for folder in failed_folders:
-        (folder / COMPLETION_MARKER).delete()
-    marked: list[str] = []
     for folder, folder_results in sorted(by_folder.items(), key=lambda item: item[0].uri):
         if folder in failed_folders:
             continue
@@ -118,5 +159,10 @@ def mark_complete_folders(
                 ],
             },
         )
-        marked.append(folder.uri)
-    return marked
+        report.completed.append(folder.uri)
+    return report
+
+
+def _is_output_name(name: str) -> bool:
+    """An output file's name: Parquet, not a temporary or a marker (`.` or `_` first)."""
+    return name.endswith(".parquet") and not name.startswith((".", "_"))

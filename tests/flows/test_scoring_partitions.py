@@ -228,3 +228,75 @@ def test_date_folders_without_a_key_keep_their_folder_night_after_night(
         assert pq.read_table(output_dir / day / "reviews.parquet").num_rows == ROWS_PER_DAY
         assert (output_dir / day / "_SUCCESS").is_file(), day
     assert not (output_dir / "reviews.parquet").exists()
+
+
+def _write_day(lake: Path, day: str, names: list[str]) -> None:
+    """The producer (re)lands `day`: the folder holds exactly `names`, the day's rows split
+    among them."""
+    table = reviews_table()
+    rows = table.filter(pa.compute.equal(table.column("day"), day)).drop_columns(["day"])
+    folder = lake / f"day={day}"
+    if folder.exists():
+        for old in folder.iterdir():
+            old.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    share = rows.num_rows // len(names)
+    for index, name in enumerate(names):
+        last = index == len(names) - 1
+        pq.write_table(rows.slice(index * share, None if last else share), folder / name)
+
+
+def test_a_partition_folder_is_a_unit_over_re_landing_retention_and_single_files(
+    prefect_api: None, tiny_model_store: Path, tmp_path: Path
+) -> None:
+    """A folder's outputs and `_SUCCESS` describe exactly its current inputs: a re-landed day
+    (new file names) is rescored with no output of its old files left; a day whose folder is
+    gone keeps its outputs, reported, until retire_vanished_outputs removes them; a run of one
+    file of a folder never writes `_SUCCESS`, and takes an old one away when it changes an
+    output (hostile-test findings 1 to 4)."""
+    lake, out = tmp_path / "lake", tmp_path / "out"
+    output_dir = out / TINY_MODEL_NAME / "v1"
+    for day in DAYS:
+        _write_day(lake, day, ["part-0.parquet", "part-1.parquet"])
+    assert run_scoring(params_for(tiny_model_store, lake, out)).files_scored == 6
+
+    # Re-landed under new names: rescored, the old names' outputs gone, one row per input row.
+    _write_day(lake, DAYS[0], ["part-a.parquet", "part-b.parquet", "part-c.parquet"])
+    relanded = run_scoring(params_for(tiny_model_store, lake, out))
+    first_day = output_dir / f"day={DAYS[0]}"
+    assert sorted(Path(path).name for path in relanded.outputs_replaced) == [
+        "part-0.parquet",
+        "part-1.parquet",
+    ]
+    assert sorted(path.name for path in first_day.glob("*.parquet")) == [
+        "part-a.parquet",
+        "part-b.parquet",
+        "part-c.parquet",
+    ]
+    assert pq.read_table(first_day).num_rows == ROWS_PER_DAY
+    assert json.loads((first_day / "_SUCCESS").read_text())["rows"] == ROWS_PER_DAY
+
+    # A day's folder removed upstream (retention): its outputs stay, and the run says so.
+    for input_file in (lake / f"day={DAYS[1]}").iterdir():
+        input_file.unlink()
+    (lake / f"day={DAYS[1]}").rmdir()
+    kept = run_scoring(params_for(tiny_model_store, lake, out))
+    second_day = output_dir / f"day={DAYS[1]}"
+    assert len(kept.outputs_of_vanished_inputs) == 2 and not kept.outputs_retired
+    assert len(list(second_day.glob("*.parquet"))) == 2 and (second_day / "_SUCCESS").exists()
+    retired = run_scoring(params_for(tiny_model_store, lake, out, retire_vanished_outputs=True))
+    assert len(retired.outputs_retired) == 2
+    assert list(second_day.glob("*.parquet")) == [] and not (second_day / "_SUCCESS").exists()
+
+    # One file of a folder: a changed output takes the folder's `_SUCCESS` away, and the run
+    # of that one file does not write it back; the folder's next whole run does.
+    third_day = lake / f"day={DAYS[2]}"
+    pq.write_table(
+        pq.read_table(third_day / "part-1.parquet").slice(0, 5), third_day / "part-1.parquet"
+    )
+    single = run_scoring(params_for(tiny_model_store, third_day / "part-1.parquet", out))
+    assert single.files_scored == 1 and single.completed_folders == []
+    assert not (output_dir / f"day={DAYS[2]}" / "_SUCCESS").exists()
+    whole = run_scoring(params_for(tiny_model_store, lake, out))
+    assert (whole.files_scored, whole.files_skipped) == (0, 5)
+    assert (output_dir / f"day={DAYS[2]}" / "_SUCCESS").exists()

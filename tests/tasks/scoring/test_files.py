@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from storage import locate
+from storage.faults import SimulatedCrash, crash_at
 from tasks.scoring import (
     COMPLETION_MARKER,
     OUTPUT_COLUMNS,
@@ -23,10 +24,11 @@ from tasks.scoring import (
     InputFileError,
     OutputConflictError,
     ScoringModel,
+    ScoringPlan,
     score_file,
 )
 from tasks.scoring.prefetch import prefetched
-from tasks.scoring.writing import mark_complete_folders, read_output_stamp
+from tasks.scoring.writing import read_output_stamp, settle_output_folders
 from tasks.text import encode_texts, pad_sequences
 from testkit.scoring import (
     FAKE_MANIFEST_SHA256,
@@ -375,8 +377,15 @@ def test_a_folder_is_marked_complete_only_when_every_file_in_it_succeeded(tmp_pa
         output_path=jobs["2"].output_path,
         error="InputFileError: x",
     )
-    marked = mark_complete_folders([done], [failure], resolved(), run_id="run-1")
-    assert marked == [str(Path(jobs["1"].output_path).parent)]
+    plan = ScoringPlan(
+        input_root=str(tmp_path / "in"),
+        output_dir=str(tmp_path / "out" / "fake" / "v3"),
+        jobs=list(jobs.values()),
+        skipped=[],
+        whole_folders_under="",
+    )
+    report = settle_output_folders(plan, [done], [failure], resolved(), run_id="run-1")
+    assert report.completed == [str(Path(jobs["1"].output_path).parent)]
     marker = json.loads((Path(jobs["1"].output_path).parent / COMPLETION_MARKER).read_text())
     assert marker["flow_run_id"] == "run-1" and marker["model_version"] == 3
     assert marker["model_manifest_sha256"] == FAKE_MANIFEST_SHA256
@@ -421,3 +430,20 @@ def test_prefetched_stops_its_producer_when_the_consumer_stops() -> None:
         if number == 3:
             break
     assert len(produced) <= 3 + 1 + 2 + 1  # consumed, in hand, queued, one blocked
+
+
+def test_a_folder_being_rescored_loses_its_completion_marker_before_any_output_changes(
+    tmp_path: Path,
+) -> None:
+    """A rescore that dies just before it publishes leaves the old output, and no `_SUCCESS`
+    claiming the folder complete (hostile-test finding 3)."""
+    source = write_parquet(tmp_path / "in" / "day.parquet", {"text": ["great", "awful"]})
+    job = job_for(source, tmp_path / "out")
+    score_file(job, fake_model())
+    marker = Path(job.output_path).parent / COMPLETION_MARKER
+    marker.write_text("{}")
+    before = Path(job.output_path).read_bytes()
+    write_parquet(source, {"text": ["great", "great", "great"]})
+    with crash_at("score.before-publish"), pytest.raises(SimulatedCrash):
+        score_file(job, fake_model())
+    assert not marker.exists() and Path(job.output_path).read_bytes() == before
