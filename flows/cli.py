@@ -156,7 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", "run the training flow locally"),
         ("score", "run the scoring flow locally"),
     ):
-        _add_model_options(commands.add_parser(command, help=help_text), _flow_of(command)[1])
+        command_parser = commands.add_parser(command, help=help_text)
+        _add_model_options(command_parser, _flow_of(command)[1])
+        if command == "score":
+            command_parser.add_argument(
+                "--json",
+                action="store_true",
+                help="print the run's whole record as JSON (default: a short summary)",
+            )
     add_models_parser(commands)
     return parser
 
@@ -188,8 +195,37 @@ def _run(args: argparse.Namespace) -> int:
 
     with _stop_signals_end_runs_cancelled(started):
         result = run_flow.with_options(on_crashed=[note_run_for_cancelling])(params)
-    print(json.dumps(result, indent=2, default=str))
+    if args.command == "score" and not args.json:
+        print(scoring_summary_text(result))
+    else:
+        print(json.dumps(result, indent=2, default=str))
     return 0
+
+
+def scoring_summary_text(record: dict[str, Any]) -> str:
+    """A few lines of what a scoring run did: files, rows by status, outputs, the run's page."""
+    from tasks.scoring import ScoringSummary
+
+    summary = ScoringSummary.model_validate(record)
+    statuses = {"ok": summary.rows_ok, **summary.rejected_by_reason}
+    status_text = ", ".join(f"{status} {count:,}" for status, count in statuses.items() if count)
+    lines = [
+        f"{summary.model_name} v{summary.model_version}: {summary.files_scored} files scored, "
+        f"{summary.files_skipped} skipped, {summary.files_failed} failed; "
+        f"{summary.rows:,} rows ({status_text or 'none'}), {summary.rows_scored:,} scored now",
+        f"outputs: {summary.output_dir} ({len(summary.completed_folders)} folders complete)",
+    ]
+    kept, replaced = summary.outputs_of_vanished_inputs, summary.outputs_replaced
+    if kept or replaced or summary.outputs_retired:
+        lines.append(
+            f"outputs replaced {len(replaced)}, kept for gone inputs {len(kept)}, "
+            f"retired {len(summary.outputs_retired)}"
+        )
+    if summary.drift.drifted:
+        lines.append(f"drift: {summary.drift.message}")
+    if summary.flow_run_url:
+        lines.append(f"run: {summary.flow_run_url}")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -168,6 +168,8 @@ class ScoringSummary(BaseModel):
     model_version: int
     model_manifest_sha256: str | None = None
     model_store: str | None = None
+    flow_run_id: str | None = None
+    flow_run_url: str | None = Field(default=None, description="The run's page in the UI")
     input_root: str
     output_dir: str
     files_total: int

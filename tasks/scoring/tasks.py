@@ -168,7 +168,11 @@ def summarize_task(
     folders: FolderReport,
 ) -> ScoringSummary:
     """Add up the files' results and compare the score distribution with the test split."""
-    return summarize_run(model, plan, results, failures, seconds, drift_threshold, folders)
+    from prefect.runtime import flow_run
+
+    summary = summarize_run(model, plan, results, failures, seconds, drift_threshold, folders)
+    run_id = str(flow_run.id) if flow_run.id else None
+    return summary.model_copy(update={"flow_run_id": run_id, "flow_run_url": flow_run.ui_url})
 
 
 @task(name="publish-summary", cache_policy=NO_CACHE)

@@ -234,3 +234,36 @@ def test_a_run_stopped_by_sigterm_or_ctrl_c_ends_cancelled(
     assert "Traceback" not in stderr, stderr[-3000:]
     assert ended.state.is_cancelled(), ended.state
     assert ended.state.message == f"stopped from the command line ({stop.name})"
+
+
+def test_score_prints_a_short_summary_and_the_whole_record_with_json(
+    prefect_api: None,
+    tiny_model_store: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A few lines (files, rows by status, where the outputs are, the run's page) instead of
+    the whole JSON record, which grew with every file (6,000 lines for 200 files)."""
+    import json
+
+    from testkit.scoring import write_reviews
+    from testkit.synthetic import TINY_MODEL_NAME
+
+    for day in ("day1", "day2"):
+        write_reviews(tmp_path / "reviews" / f"{day}.parquet", rows=30, seed=len(day))
+    command = ["score", "--model-store-root", str(tiny_model_store)]
+    command += ["--model-name", TINY_MODEL_NAME, "--input-path", str(tmp_path / "reviews")]
+    command += ["--output-root", str(tmp_path / "out")]
+    assert main(command) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) <= 5, lines
+    assert lines[0].startswith(
+        f"{TINY_MODEL_NAME} v1: 2 files scored, 0 skipped, 0 failed; 60 rows"
+    )
+    assert lines[1].startswith(f"outputs: {tmp_path / 'out' / TINY_MODEL_NAME / 'v1'} (1 folders")
+    assert lines[-1].startswith("run: http") and "/flow-run/" in lines[-1]
+
+    assert main([*command, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["files_scored"], record["files_skipped"]) == (0, 2)
+    assert len(record["files"]) == 2 and record["flow_run_url"].endswith(record["flow_run_id"])
