@@ -76,7 +76,16 @@ def test_only_storage_that_keeps_what_is_written_is_accepted(uri: str) -> None:
         locate(uri, "model_store_root")
 
 
-def test_credentials_in_a_path_are_refused_without_echoing_them() -> None:
+@pytest.mark.parametrize(
+    ("uri", "what_to_set"),
+    [
+        ("s3://AKIA:s3cr3t@bucket/models", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        ("gs://user:s3cr3t@bucket/models", "set GOOGLE_APPLICATION_CREDENTIALS"),
+    ],
+)
+def test_credentials_in_a_path_are_refused_without_echoing_them(uri: str, what_to_set: str) -> None:
     with pytest.raises(InvalidParameterError, match="credentials do not go in the path") as error:
-        locate("s3://AKIA:s3cr3t@bucket/models", "output_root")
+        locate(uri, "output_root")
     assert "s3cr3t" not in str(error.value) and "output_root" in str(error.value)
+    # The hint it promises: which variables to set instead (issue 23, item 9).
+    assert what_to_set in str(error.value)
