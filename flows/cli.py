@@ -14,6 +14,7 @@ import signal
 import sys
 import typing
 from collections.abc import Iterator, Sequence
+from datetime import date
 from types import FrameType
 from typing import Any
 
@@ -165,10 +166,80 @@ def build_parser() -> argparse.ArgumentParser:
                 help="print the run's whole record as JSON (default: a short summary)",
             )
     add_models_parser(commands)
+    backfill_parser = commands.add_parser(
+        "backfill",
+        help="score past nights as the nightly deployment would have (a run per night)",
+        description="Score a range of dates (or a list) as the nightly deployment would have: "
+        "one run of the deployment per date, at its scheduled time, with that date's partition, "
+        "one after the other. Needs the server, the deployment and a worker (make server, make "
+        "deploy, make worker) and PREFECT_API_URL.",
+    )
+    backfill_parser.add_argument("--from", dest="first", type=_date, help="first date, YYYY-MM-DD")
+    backfill_parser.add_argument("--to", dest="last", type=_date, help="last date (included)")
+    backfill_parser.add_argument(
+        "--dates", nargs="+", type=_date, default=[], help="these dates instead of a range"
+    )
+    backfill_parser.add_argument(
+        "--partition",
+        default="day={scheduled_date}",
+        help="each night's partition under the input path (default: %(default)s)",
+    )
+    backfill_parser.add_argument(
+        "--deployment", default=None, help="default: the nightly scoring deployment"
+    )
     return parser
 
 
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    import prefect.settings
+    from prefect import get_client
+
+    from flows.backfill import backfill, dates_between
+    from flows.deploy import NIGHTLY_SCORING
+    from tasks.scoring.inputs import check_partition
+
+    if args.dates and (args.first or args.last):
+        raise InvalidParameterError("give --dates, or --from and --to, not both")
+    if not args.dates and not (args.first and args.last):
+        raise InvalidParameterError("give --from and --to, or --dates")
+    check_partition(args.partition)
+    if "{scheduled_date}" not in args.partition:
+        raise InvalidParameterError(
+            f"--partition {args.partition!r} has no {{scheduled_date}}: every night would score "
+            "the same folder"
+        )
+    nights = sorted(set(args.dates)) or dates_between(args.first, args.last)
+    if not prefect.settings.PREFECT_API_URL.value():
+        raise InvalidParameterError(
+            "backfill runs the nightly deployment on a Prefect server: set PREFECT_API_URL "
+            "(make server, make deploy and make worker set one up)"
+        )
+    with get_client(sync_client=True) as client:
+        ended = backfill(
+            client,
+            args.deployment or NIGHTLY_SCORING,
+            nights,
+            args.partition,
+            lambda line: print(line, flush=True),
+        )
+    not_completed = [run for run in ended if not run.state.is_completed()]
+    if not_completed:
+        failed = f"{len(not_completed)} of {len(ended)} nights did not complete"
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "backfill":
+        return _backfill(args)
     if args.command not in ("train", "score"):
         from flows.settings import get_settings
         from model_store.cli import run_models_command

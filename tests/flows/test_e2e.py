@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -148,6 +149,7 @@ def test_deployments_end_to_end(
         FlowRunFilter,
         FlowRunFilterState,
         FlowRunFilterStateType,
+        FlowRunFilterTags,
     )
     from prefect.client.schemas.objects import StateType
 
@@ -327,6 +329,49 @@ def test_deployments_end_to_end(
                     request["payload"].get("flow_run_id") == str(failing.id)
                     for request in receiver.received
                 ), receiver.received
+
+                # --- backfill: two past nights, each a run of the nightly deployment ------
+                nights = ("2026-11-01", "2026-11-02")
+                for night in nights:
+                    write_labeled_parquet(
+                        tmp_path / "reviews" / f"day={night}" / "reviews.parquet", 20, 7
+                    )
+                step = time.monotonic()
+                command = [sys.executable, "-m", "flows.cli", "backfill", "--from", nights[0]]
+                command += ["--to", nights[1], "--partition", "day={scheduled_date}"]
+                backfilled = subprocess.run(
+                    command,
+                    cwd=REPO,
+                    env=client_environment,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=False,
+                )
+                timings["backfill_two_nights_s"] = time.monotonic() - step
+                assert backfilled.returncode == 0, backfilled.stdout + backfilled.stderr[-3000:]
+                night_runs = sorted(
+                    client.read_flow_runs(
+                        deployment_filter=DeploymentFilter(
+                            id=DeploymentFilterId(any_=[nightly.id])
+                        ),
+                        flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["backfill"])),
+                    ),
+                    key=lambda run: run.expected_start_time,
+                )
+                assert [run.name for run in night_runs] == [
+                    f"score {night} champion day={{scheduled_date}}" for night in nights
+                ]
+                for night, night_run in zip(nights, night_runs, strict=True):
+                    assert night_run.state.type == StateType.COMPLETED, describe(night_run)
+                    # Started, as far as the run knows, when the schedule would have started it.
+                    local_start = night_run.expected_start_time.astimezone(
+                        ZoneInfo(expected_timezone)
+                    )
+                    assert (local_start.date().isoformat(), local_start.hour) == (night, 2)
+                    assert f"{night}: {night_run.name}: Completed" in backfilled.stdout
+                    night_output = output_dir / f"day={night}" / "reviews.parquet"
+                    assert pq.read_table(night_output).num_rows == 20
 
                 worker.stop()  # serving is the alternative to the worker, not beside it
                 step = time.monotonic()
