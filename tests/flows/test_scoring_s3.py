@@ -254,6 +254,35 @@ def test_missing_credentials_fail_the_run_with_one_clear_line(
     assert "AWS_ACCESS_KEY_ID" in last
 
 
+def test_a_re_landed_prefix_keeps_no_output_of_its_old_files_in_object_storage(
+    prefect_api: None, s3_bucket: str, s3_store: str, tmp_path: Path
+) -> None:
+    """The producer rewrites day=X/ under new names: the old names' outputs go, and a day
+    whose prefix is gone keeps its outputs until they are retired (as on a local disk)."""
+    lake = f"{s3_bucket}/lake"
+    write_spark_style_lake(tmp_path / "lake")
+    upload(tmp_path / "lake", lake)
+    run_scoring(params_for(s3_bucket, lake))
+    output_dir = f"{s3_bucket}/predictions/{TINY_MODEL_NAME}/v1"
+    filesystem = s3_filesystem()
+    first_day, second_day = (f"{lake}/day={day}"[5:] for day in DAYS[:2])
+    [old_name] = [key for key in keys_under(f"s3://{first_day}") if key.endswith(".parquet")]
+    filesystem.mv(f"{first_day}/{old_name}", f"{first_day}/part-relanded.parquet")
+    filesystem.rm(second_day, recursive=True)
+
+    relanded = run_scoring(params_for(s3_bucket, lake))
+    assert [Path(uri).name for uri in relanded.outputs_replaced] == [old_name]
+    assert len(relanded.outputs_of_vanished_inputs) == 1
+    assert sorted(key for key in keys_under(output_dir) if key.startswith(f"day={DAYS[0]}/")) == [
+        f"day={DAYS[0]}/_SUCCESS",
+        f"day={DAYS[0]}/part-relanded.parquet",
+    ]
+    retired = run_scoring(params_for(s3_bucket, lake, retire_vanished_outputs=True))
+    assert len(retired.outputs_retired) == 1
+    assert not [key for key in keys_under(output_dir) if key.startswith(f"day={DAYS[1]}/")]
+    assert read_predictions(output_dir).num_rows == 2 * ROWS_PER_DAY
+
+
 def test_a_missing_output_bucket_fails_the_run_once_naming_the_bucket(
     prefect_api: None, s3_bucket: str, s3_store: str, tmp_path: Path
 ) -> None:
