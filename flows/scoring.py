@@ -40,6 +40,7 @@ from tasks.scoring.model import preload_version
 from tasks.scoring.tasks import (
     plan_task,
     publish_summary_task,
+    record_history_task,
     resolve_model_task,
     score_file_task,
     settle_folders_task,
@@ -341,6 +342,7 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
         model, plan, results, failures, seconds, params.drift_threshold, folders
     )
     publish_summary_task(summary)
+    record_history_task(plan, results, folders, model, summary.rows_per_second, output_root)
     record = summary.model_dump(mode="json")
     if failures:
         # Ending Failed makes alerts fire; the outputs of the other files stay in place.

@@ -48,6 +48,10 @@ class LocalLocation(Location):
     def joinpath(self, *parts: str) -> LocalLocation:
         return LocalLocation(self._path.joinpath(*parts))
 
+    def facts(self) -> str:
+        status = self._path.stat()
+        return f"size={status.st_size};mtime_ns={status.st_mtime_ns}"
+
     @property
     def is_local(self) -> bool:
         return True

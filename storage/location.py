@@ -158,6 +158,11 @@ class Location(ABC):
         """Paths, relative to this folder and '/'-separated, of every file below it, sorted."""
 
     @abstractmethod
+    def facts(self) -> str:
+        """What changes when the file's content does, without reading it: its size and
+        modification time on a disk, its size and ETag (or generation) in object storage."""
+
+    @abstractmethod
     def local_copy(self) -> contextlib.AbstractContextManager[Path]:
         """The file on the local disk for the `with` block: itself, or a private download."""
 

@@ -52,9 +52,10 @@ class ObjectLocation(Location):
     """An object, or a prefix of objects, in object storage (any fsspec filesystem that can
     refuse a write to an existing object: S3, GCS, Azure)."""
 
-    def __init__(self, filesystem: Any, path: str) -> None:
+    def __init__(self, filesystem: Any, path: str, info: dict[str, Any] | None = None) -> None:
         self._fs = filesystem
         self._path = path
+        self._info = info  # what a listing said of this object, so facts() needs no request
 
     @property
     def path(self) -> str:
@@ -138,7 +139,7 @@ class ObjectLocation(Location):
         with self._errors():
             matches = self._fs.glob(self._path, detail=True)
         return [
-            ObjectLocation(self._fs, path)
+            ObjectLocation(self._fs, path, info)
             for path, info in sorted(matches.items())
             if info.get("type") == "file"
         ]
@@ -168,6 +169,28 @@ class ObjectLocation(Location):
             found = self._fs.find(self._path)
         prefix = self._path + "/"
         return sorted(path.removeprefix(prefix) for path in found if path.startswith(prefix))
+
+    def objects_below(self) -> list[ObjectLocation]:
+        """Every object below this prefix, sorted, each knowing what the listing said of it."""
+        with self._errors():
+            found = self._fs.find(self._path, detail=True)
+        prefix = self._path + "/"
+        return [
+            ObjectLocation(self._fs, path, info)
+            for path, info in sorted(found.items())
+            if path.startswith(prefix) and info.get("type", "file") == "file"
+        ]
+
+    def facts(self) -> str:
+        info = self._info
+        if info is None:
+            with self._errors():
+                info = self._fs.info(self._path)
+        tag = next(
+            (info[key] for key in ("ETag", "etag", "generation", "md5Hash") if info.get(key)),
+            info.get("LastModified") or info.get("mtime"),
+        )
+        return f"size={info.get('size')};tag={str(tag).strip(chr(34))}"
 
     @contextlib.contextmanager
     def local_copy(self) -> Iterator[Path]:

@@ -155,12 +155,15 @@ def _find_in_object_storage(
         return location.parent, [location], []
     if location.is_dir():
         root: ObjectLocation = location
-        relatives = location.files_below()
+        listed = location.objects_below()
     elif is_glob(input_path):
         root = location.glob_base()
-        relatives = [relative_path(root, match) for match in location.glob_files()]
+        listed = location.glob_files()
     else:
         raise MissingPathError(f"{parameter}: {input_path} does not exist")
+    # Kept as listed: each knows its size and ETag, so planning needs no request per file.
+    by_relative = {relative_path(root, found): found for found in listed}
+    relatives = list(by_relative)
     found: list[Location] = []
     skipped: list[SkippedInput] = []
     skipped_folders: set[str] = set()
@@ -181,7 +184,7 @@ def _find_in_object_storage(
             continue
         reason = _name_skip_reason(name)
         if reason is None:
-            found.append(root.joinpath(relative))
+            found.append(by_relative[relative])
         else:
             skipped.append(SkippedInput(path=root.joinpath(relative).uri, reason=reason))
     return root, found, skipped

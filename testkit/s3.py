@@ -91,6 +91,19 @@ def running_s3_server() -> Iterator[S3Server]:
             process.kill()
 
 
+BYTES_READ_PATH = "/_bytes_read"
+
+
+def bytes_read_under(server: S3Server, uri: str) -> int:
+    """Bytes of object content the server has served by GET below `uri` (s3://bucket/prefix)."""
+    import json
+
+    with urllib.request.urlopen(server.endpoint_url + BYTES_READ_PATH, timeout=10) as response:
+        counts: dict[str, int] = json.loads(response.read())
+    prefix = "/" + uri.removeprefix("s3://").rstrip("/") + "/"
+    return sum(count for path, count in counts.items() if path.startswith(prefix))
+
+
 def forget_s3_clients() -> None:
     """Drop fsspec's cached S3 filesystems, whose clients keep the credentials they started
     with, so that the next one reads the environment as it is now."""
@@ -110,6 +123,7 @@ def new_bucket(prefix: str = "test") -> str:
 
 def _serve(port: int) -> None:
     """moto's server (as `python -m moto.server` runs it), taking one write at a time."""
+    import json
     import threading
 
     from moto.moto_server.werkzeug_app import (
@@ -121,8 +135,19 @@ def _serve(port: int) -> None:
 
     moto_app = DomainDispatcherApplication(create_backend_app)
     writes = threading.Lock()
+    # Bytes of object content served by GET, by path: what a test asks /_bytes_read for.
+    bytes_read: dict[str, int] = {}
 
     def one_write_at_a_time(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == BYTES_READ_PATH:
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [json.dumps(bytes_read).encode()]
+        if environ["REQUEST_METHOD"] == "GET" and not environ.get("QUERY_STRING"):
+            chunks = list(moto_app(environ, start_response))
+            with writes:
+                bytes_read[path] = bytes_read.get(path, 0) + sum(map(len, chunks))
+            return chunks
         if environ["REQUEST_METHOD"] in ("GET", "HEAD"):
             return moto_app(environ, start_response)
         with writes:

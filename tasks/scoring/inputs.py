@@ -16,6 +16,7 @@ from datetime import date
 from storage import InvalidParameterError, Location, MissingPathError, NotAFolderError, locate
 from tasks.contract import TEXT_COLUMN
 from tasks.parquet_files import IGNORED_PREFIXES, find_parquet_files, relative_path
+from tasks.scoring.history import HISTORY_FILE, ScoredInput, ScoringHistory
 from tasks.scoring.records import (
     DEFAULT_BATCH_SIZE,
     ResolvedModel,
@@ -120,26 +121,53 @@ def plan_jobs(
     output_location.check_can_hold("output_root")  # once here, not once per file
     check_paths_do_not_overlap(input_root, inputs, output_location)
     output_dir = output_dir_for(output_location, model.name, model.version)
-    jobs = []
+    model_folder = output_location.joinpath(model.name)
+    history = ScoringHistory.read(model_folder.joinpath(HISTORY_FILE))
+    # One listing of the outputs, so that checking a skipped input's output costs no request.
+    outputs = (
+        {model_folder.joinpath(name).uri for name in model_folder.files_below()}
+        if history.inputs and model_folder.is_dir()
+        else set()
+    )
+    jobs, unchanged = [], []
     for location in inputs:
         relative = relative_path(input_root, location)
-        jobs.append(
-            ScoringJob(
-                input_path=location.uri,
-                relative_path=relative,
-                output_path=output_dir.joinpath(relative).uri,
-                model=model,
-                text_column=text_column,
-                id_column=id_column,
-                batch_size=batch_size,
-            )
+        job = ScoringJob(
+            input_path=location.uri,
+            relative_path=relative,
+            output_path=output_dir.joinpath(relative).uri,
+            model=model,
+            text_column=text_column,
+            id_column=id_column,
+            batch_size=batch_size,
+            input_facts=location.facts(),
         )
+        scored = history.inputs.get(relative)
+        if scored is not None and _still_current(scored, job, outputs):
+            unchanged.append(scored.result.model_copy(update={"outcome": "skipped"}))
+        else:
+            jobs.append(job)
     return ScoringPlan(
         input_root=input_root.uri,
         output_dir=output_dir.uri,
         jobs=jobs,
         skipped=skipped,
+        unchanged=unchanged,
         whole_folders_under=_folder_under_root(input_path, input_root),
+    )
+
+
+def _still_current(scored: ScoredInput, job: ScoringJob, outputs: set[str]) -> bool:
+    """Whether the history says `job`'s input was scored as it is now, by this model, with these
+    columns, into an output that is still there."""
+    return (
+        scored.input_facts == job.input_facts
+        and scored.result.input_path == job.input_path
+        and scored.result.output_path == job.output_path
+        and job.output_path in outputs
+        and (scored.model_version, scored.model_manifest_sha256)
+        == (job.model.version, job.model.manifest_sha256)
+        and (scored.text_column, scored.id_column) == (job.text_column, job.id_column)
     )
 
 

@@ -84,6 +84,26 @@ class ScoringJob(BaseModel):
         description="None: `review_id` when the file has it, else <relative path>:<row>",
     )
     batch_size: int = DEFAULT_BATCH_SIZE
+    input_facts: str | None = Field(
+        default=None, description="What the input's listing said of it (size, mtime or ETag)"
+    )
+
+
+class FileResult(BaseModel):
+    """What scoring one file did: scored it now, or found a current output."""
+
+    input_path: str
+    relative_path: str
+    output_path: str
+    outcome: Literal["scored", "skipped"]
+    rows: int
+    status_counts: dict[str, int]
+    positives: int
+    score_counts: list[int]
+    null_ids: int = 0
+    duplicate_ids: int = 0
+    seconds: float
+    input_sha256: str
 
 
 class ScoringPlan(BaseModel):
@@ -93,6 +113,11 @@ class ScoringPlan(BaseModel):
     output_dir: str
     jobs: list[ScoringJob]
     skipped: list[SkippedInput]
+    unchanged: list[FileResult] = Field(
+        default_factory=list,
+        description="Inputs the history says are scored by this model as they are now: counted, "
+        "not read, no task",
+    )
     whole_folders_under: str | None = Field(
         default=None,
         description="The folder, relative to the input root, whose every file the run plans "
@@ -119,23 +144,6 @@ class FolderReport(BaseModel):
     retired: list[str] = Field(
         default_factory=list, description="Outputs of a gone input folder, removed on request"
     )
-
-
-class FileResult(BaseModel):
-    """What scoring one file did: scored it now, or found a current output."""
-
-    input_path: str
-    relative_path: str
-    output_path: str
-    outcome: Literal["scored", "skipped"]
-    rows: int
-    status_counts: dict[str, int]
-    positives: int
-    score_counts: list[int]
-    null_ids: int = 0
-    duplicate_ids: int = 0
-    seconds: float
-    input_sha256: str
 
 
 class FileFailure(BaseModel):

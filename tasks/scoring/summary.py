@@ -91,6 +91,9 @@ def summarize_run(
     folders: FolderReport | None = None,
 ) -> ScoringSummary:
     """Totals over the files, and the drift check over the rows this run scored."""
+    processed = list(results)
+    # The inputs left alone at planning count as skipped; only the processed files are listed.
+    results = [*results, *plan.unchanged]
     scored = [result for result in results if result.outcome == "scored"]
     skipped = [result for result in results if result.outcome == "skipped"]
     status_counts = total_status_counts(result.status_counts for result in results)
@@ -139,7 +142,7 @@ def summarize_run(
         seconds=round(seconds, 3),
         drift=drift,
         failures=list(failures),
-        files=list(results),
+        files=processed,
         skipped_inputs=list(plan.skipped),
         completed_folders=list(folders.completed) if folders else [],
         outputs_replaced=list(folders.replaced) if folders else [],

@@ -11,6 +11,7 @@ from prefect.logging import get_run_logger
 
 from tasks.failures import RETRY_ON_IO_HICCUPS
 from tasks.scoring.files import score_file
+from tasks.scoring.history import record_run
 from tasks.scoring.inputs import partition_input_path, plan_jobs
 from tasks.scoring.model import load_scoring_model, resolve_model
 from tasks.scoring.records import (
@@ -29,6 +30,7 @@ from tasks.scoring.writing import settle_output_folders
 __all__ = [
     "plan_task",
     "publish_summary_task",
+    "record_history_task",
     "resolve_model_task",
     "score_file_task",
     "settle_folders_task",
@@ -79,7 +81,12 @@ def plan_task(
         input_path, output_root, model, text_column, id_column, batch_size, dataset_root
     )
     logger = get_run_logger()
-    logger.info("%d input file(s) under %s", len(plan.jobs), plan.input_root)
+    logger.info(
+        "%d input file(s) to score under %s; %d unchanged since they were scored (not read)",
+        len(plan.jobs),
+        plan.input_root,
+        len(plan.unchanged),
+    )
     if plan.skipped:
         reasons: dict[str, int] = {}
         for skipped in plan.skipped:
@@ -155,6 +162,23 @@ def settle_folders_task(
             report.vanished[0],
         )
     return report
+
+
+@task(name="record-history", cache_policy=NO_CACHE, **RETRY_ON_IO_HICCUPS)
+def record_history_task(
+    plan: ScoringPlan,
+    results: list[FileResult],
+    folders: FolderReport,
+    model: ResolvedModel,
+    rows_per_second: float | None,
+    output_root: str,
+) -> int:
+    """Add this run's files to the history the next night plans from; the inputs it holds."""
+    from prefect.runtime import flow_run
+
+    run_id = str(flow_run.id) if flow_run.id else None
+    history = record_run(plan, results, folders, model, run_id, rows_per_second, output_root)
+    return len(history.inputs)
 
 
 @task(name="summarize", cache_policy=NO_CACHE)

@@ -111,8 +111,9 @@ def settle_output_folders(
     if plan.whole_folders_under is None:
         return report
     output_dir = locate(plan.output_dir)
-    planned = {job.output_path for job in plan.jobs}
-    planned_folders = {locate(job.output_path).parent for job in plan.jobs}
+    results = [*results, *plan.unchanged]  # a folder's marker counts its unchanged files too
+    planned = {job.output_path for job in plan.jobs} | {kept.output_path for kept in plan.unchanged}
+    planned_folders = {locate(path).parent for path in planned}
     scope = output_dir.joinpath(plan.whole_folders_under)
     for relative in scope.files_below() if scope.is_dir() else []:
         output = scope.joinpath(relative)

@@ -182,6 +182,46 @@ def test_rerun_skips_done_files_and_picks_up_new_ones(
     assert output.stat().st_mtime_ns == written  # untouched
 
 
+def test_a_night_with_nothing_new_reads_no_input_and_runs_no_file_task(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    """Planning compares each input's size and modification time with the history beside the
+    outputs: an unchanged input is counted, not read, and gets no task (issue 21, item 1)."""
+    import os
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+
+    inputs = tmp_path / "reviews"
+    for day in ("day1", "day2"):
+        write_reviews(inputs / f"{day}.parquet", rows=30, seed=len(day))
+    params = params_for(model_store_root, inputs, tmp_path / "out")
+    run_scoring(params)
+    history = json.loads((tmp_path / "out" / MODEL_NAME / "_scoring-history.json").read_text())
+    assert sorted(history["inputs"]) == ["day1.parquet", "day2.parquet"]
+
+    # Same size, same modification time, bytes that are not Parquet: read, it would fail.
+    day1 = inputs / "day1.parquet"
+    status = day1.stat()
+    day1.write_bytes(b"\0" * status.st_size)
+    os.utime(day1, ns=(status.st_atime_ns, status.st_mtime_ns))
+    quiet = run_scoring(params)
+    assert (quiet.files_scored, quiet.files_skipped, quiet.files_failed) == (0, 2, 0)
+    assert quiet.rows == 60 and quiet.files == []
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(
+                flow_run_id=TaskRunFilterFlowRunId(any_=[quiet.flow_run_id])
+            )
+        )
+    assert task_runs and not [run.name for run in task_runs if run.name.startswith("score-file")]
+
+    # A changed modification time is a changed input: read (and here, refused as not Parquet).
+    os.utime(day1, ns=(status.st_atime_ns, status.st_mtime_ns + 1_000_000_000))
+    changed = score_flow(params, return_state=True)
+    assert changed.is_failed() and "day1.parquet" in changed.message
+
+
 def test_another_stores_version_of_the_same_name_and_number_rescores(
     prefect_api: None, model_store_root: Path, tmp_path: Path
 ) -> None:

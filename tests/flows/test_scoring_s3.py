@@ -27,6 +27,8 @@ from tasks.scoring import score_file
 from testkit import REPOSITORY
 from testkit.s3 import (
     SECRET_ACCESS_KEY,
+    S3Server,
+    bytes_read_under,
     keys_under,
     read_predictions,
     s3_filesystem,
@@ -281,6 +283,31 @@ def test_a_re_landed_prefix_keeps_no_output_of_its_old_files_in_object_storage(
     assert len(retired.outputs_retired) == 1
     assert not [key for key in keys_under(output_dir) if key.startswith(f"day={DAYS[1]}/")]
     assert read_predictions(output_dir).num_rows == 2 * ROWS_PER_DAY
+
+
+def test_a_night_plans_from_one_listing_and_reads_no_unchanged_input(
+    prefect_api: None, s3_server: S3Server, s3_bucket: str, s3_store: str, tmp_path: Path
+) -> None:
+    """The second night of a lake: nothing new is nothing read (0 bytes of input served, no
+    task); one new partition is that partition's bytes and one task (issue 21, item 1)."""
+    lake = f"{s3_bucket}/lake"
+    write_spark_style_lake(tmp_path / "lake")
+    upload(tmp_path / "lake", lake)
+    first = run_scoring(params_for(s3_bucket, lake))
+    assert first.files_scored == len(DAYS)
+    read_before = bytes_read_under(s3_server, lake)
+
+    quiet = run_scoring(params_for(s3_bucket, lake))
+    assert (quiet.files_scored, quiet.files_skipped, quiet.files) == (0, len(DAYS), [])
+    assert quiet.rows == len(DAYS) * ROWS_PER_DAY
+    assert bytes_read_under(s3_server, lake) == read_before  # not a byte of any input
+
+    write_spark_style_lake(tmp_path / "next", days=("2026-11-29",))
+    upload(tmp_path / "next", lake)
+    new_night = run_scoring(params_for(s3_bucket, lake))
+    assert (new_night.files_scored, new_night.files_skipped) == (1, len(DAYS))
+    [new_file] = [path for path in (tmp_path / "next").rglob("*.parquet")]
+    assert bytes_read_under(s3_server, lake) - read_before == new_file.stat().st_size
 
 
 def test_a_missing_output_bucket_fails_the_run_once_naming_the_bucket(
