@@ -292,6 +292,10 @@ def scoring_summary_text(record: dict[str, Any]) -> str:
             f"outputs replaced {len(replaced)}, kept for gone inputs {len(kept)}, "
             f"retired {len(summary.outputs_retired)}"
         )
+    earlier = summary.earlier_versions
+    if earlier.files:
+        verb = "rescored" if earlier.rescored else "kept (--rescore-history rescores them)"
+        lines.append(f"history {verb}: {earlier.words}")
     if summary.drift.drifted:
         lines.append(f"drift: {summary.drift.message}")
     if summary.flow_run_url:

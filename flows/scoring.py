@@ -134,6 +134,12 @@ class ScoreParams(BaseModel):
         default=None,
         description="Dask scheduler address, e.g. tcp://scheduler:8786",
     )
+    rescore_history: bool = Field(
+        default=False,
+        description="Rescore the inputs an earlier version labeled (after a promotion); by "
+        "default new data gets the new champion and history keeps its labels; the run says what "
+        "a rescore would cost",
+    )
     retire_vanished_outputs: bool = Field(
         default=False,
         description="Remove the outputs of inputs whose folder is gone (by default they are "
@@ -327,6 +333,7 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
             params.batch_size,
             params.partition,
             run_date,
+            params.rescore_history,
         )
     except UserError as error:
         return fail_run(error)

@@ -171,3 +171,35 @@ def delete_in_child(root: Path | str, version: int, fault: str) -> subprocess.Co
     child = start_child(DELETER, root, version, fault=fault)
     stdout, stderr = child.communicate(timeout=CHILD_TIMEOUT_SECONDS)
     return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
+
+
+def train_tiny_store(root: Path, data_folder: Path) -> Path:
+    """A store at `root` holding v1 of the tiny model (testkit.synthetic's recipe) trained by the
+    training code path on labeled reviews written into `data_folder`, as champion."""
+    from tasks.training import TrainingConfig, train_model
+    from tasks.training.data import load_parquet_reviews, pad_data
+    from tasks.training.evaluation import evaluate_model
+    from testkit.synthetic import (
+        TINY_MAXLEN,
+        TINY_MODEL_NAME,
+        TINY_NUM_WORDS,
+        write_labeled_dataset,
+    )
+
+    folder = write_labeled_dataset(data_folder, train_rows=400, test_rows=100)
+    data = load_parquet_reviews(folder, num_words=TINY_NUM_WORDS, maxlen=TINY_MAXLEN)
+    padded = pad_data(data)
+    config = TrainingConfig(embedding_dim=8, units=8, epochs=3, batch_size=32, learning_rate=0.01)
+    trained = train_model(padded, config, num_words=TINY_NUM_WORDS, maxlen=TINY_MAXLEN)
+    metrics = evaluate_model(trained.model, padded)
+    store = ModelStore(root)
+    version = store.register(
+        TINY_MODEL_NAME,
+        trained.model,
+        data.vocabulary.to_dict(),
+        params={"epochs": 3},
+        metrics=metrics.model_dump(),
+        data_fingerprint=data.fingerprint,
+    )
+    store.set_alias(TINY_MODEL_NAME, "champion", version.version)
+    return root

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from testkit.s3 import S3Server, forget_s3_clients, new_bucket, running_s3_server
-from testkit.synthetic import TINY_MAXLEN, TINY_MODEL_NAME, TINY_NUM_WORDS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -77,29 +76,6 @@ def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Trained once per session; tests that change a store copy this one.
     """
-    from model_store import ModelStore
-    from tasks.training import TrainingConfig, train_model
-    from tasks.training.data import load_parquet_reviews, pad_data
-    from tasks.training.evaluation import evaluate_model
-    from testkit.synthetic import write_labeled_dataset
+    from testkit.store import train_tiny_store
 
-    root = tmp_path_factory.mktemp("models")
-    folder = write_labeled_dataset(
-        tmp_path_factory.mktemp("labeled"), train_rows=400, test_rows=100
-    )
-    data = load_parquet_reviews(folder, num_words=TINY_NUM_WORDS, maxlen=TINY_MAXLEN)
-    padded = pad_data(data)
-    config = TrainingConfig(embedding_dim=8, units=8, epochs=3, batch_size=32, learning_rate=0.01)
-    trained = train_model(padded, config, num_words=TINY_NUM_WORDS, maxlen=TINY_MAXLEN)
-    metrics = evaluate_model(trained.model, padded)
-    store = ModelStore(root)
-    version = store.register(
-        TINY_MODEL_NAME,
-        trained.model,
-        data.vocabulary.to_dict(),
-        params={"epochs": 3},
-        metrics=metrics.model_dump(),
-        data_fingerprint=data.fingerprint,
-    )
-    store.set_alias(TINY_MODEL_NAME, "champion", version.version)
-    return root
+    return train_tiny_store(tmp_path_factory.mktemp("models"), tmp_path_factory.mktemp("labeled"))

@@ -19,6 +19,7 @@ from tasks.parquet_files import IGNORED_PREFIXES, find_parquet_files, relative_p
 from tasks.scoring.history import HISTORY_FILE, ScoredInput, ScoringHistory
 from tasks.scoring.records import (
     DEFAULT_BATCH_SIZE,
+    EarlierVersions,
     ResolvedModel,
     ScoringError,
     ScoringJob,
@@ -107,10 +108,15 @@ def plan_jobs(
     id_column: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     dataset_root: str | None = None,
+    rescore_history: bool = False,
 ) -> ScoringPlan:
     """One job per input file, its output at the same relative path under the version's folder.
     With `dataset_root` (one partition of it is scored), paths are relative to that root, so
-    the partition's folders, `day=` or not, are kept."""
+    the partition's folders, `day=` or not, are kept.
+
+    An input the history says is scored as it is now is left alone: by this model, or, after a
+    promotion, by an earlier version of it (its labels stay until `rescore_history` asks for
+    the new champion's; the plan says what that would cost)."""
     try:
         input_root, inputs, skipped = find_parquet_files(input_path)
     except ValueError as error:
@@ -129,7 +135,7 @@ def plan_jobs(
         if history.inputs and model_folder.is_dir()
         else set()
     )
-    jobs, unchanged = [], []
+    jobs, unchanged, by_earlier_versions = [], [], []
     for location in inputs:
         relative = relative_path(input_root, location)
         job = ScoringJob(
@@ -145,8 +151,14 @@ def plan_jobs(
         scored = history.inputs.get(relative)
         if scored is not None and _still_current(scored, job, outputs):
             unchanged.append(scored.result.model_copy(update={"outcome": "skipped"}))
+        elif scored is not None and _scored_by_an_earlier_version(scored, job, outputs):
+            by_earlier_versions.append(scored)
+            if rescore_history:
+                jobs.append(job)
         else:
             jobs.append(job)
+    rows = sum(scored.result.rows for scored in by_earlier_versions)
+    rate = history.rows_per_second
     return ScoringPlan(
         input_root=input_root.uri,
         output_dir=output_dir.uri,
@@ -154,6 +166,26 @@ def plan_jobs(
         skipped=skipped,
         unchanged=unchanged,
         whole_folders_under=_folder_under_root(input_path, input_root),
+        earlier_versions=EarlierVersions(
+            files=len(by_earlier_versions),
+            rows=rows,
+            versions=sorted({scored.model_version for scored in by_earlier_versions}),
+            rows_per_second=rate,
+            estimated_seconds=round(rows / rate, 1) if rate and by_earlier_versions else None,
+            rescored=rescore_history,
+        ),
+    )
+
+
+def _scored_by_an_earlier_version(scored: ScoredInput, job: ScoringJob, outputs: set[str]) -> bool:
+    """Whether `job`'s input, as it is now, was scored by an earlier version of this model, and
+    that output is still there: history, kept until a rescore is asked for."""
+    return (
+        scored.input_facts == job.input_facts
+        and scored.result.input_path == job.input_path
+        and scored.result.output_path in outputs
+        and scored.model_version < job.model.version
+        and (scored.text_column, scored.id_column) == (job.text_column, job.id_column)
     )
 
 

@@ -15,6 +15,7 @@ from tasks.parquet_files import SkippedInput
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DriftReport",
+    "EarlierVersions",
     "FileFailure",
     "FileResult",
     "FolderReport",
@@ -106,6 +107,34 @@ class FileResult(BaseModel):
     input_sha256: str
 
 
+class EarlierVersions(BaseModel):
+    """The inputs labeled by earlier versions of the model, as they are now: kept after a
+    promotion unless a rescore was asked for, and what rescoring them costs."""
+
+    files: int = 0
+    rows: int = 0
+    versions: list[int] = Field(default_factory=list)
+    rows_per_second: float | None = Field(
+        default=None, description="The rate the last run that scored rows measured"
+    )
+    estimated_seconds: float | None = Field(
+        default=None, description="How long rescoring them would take at that rate"
+    )
+    rescored: bool = Field(default=False, description="Whether this run rescores them")
+
+    @property
+    def words(self) -> str:
+        """'120 files (24,000 rows) labeled by v1, v2: about 50 s at 480 rows/s to rescore'."""
+        versions = ", ".join(f"v{version}" for version in self.versions)
+        cost = (
+            f"about {self.estimated_seconds:,.0f} s at {self.rows_per_second:,.0f} rows/s "
+            "measured on this machine"
+            if self.estimated_seconds is not None and self.rows_per_second
+            else "no measured rate yet"
+        )
+        return f"{self.files} files ({self.rows:,} rows) labeled by {versions}: {cost}"
+
+
 class ScoringPlan(BaseModel):
     """The jobs of a run, and what was found beside them and left alone."""
 
@@ -118,6 +147,7 @@ class ScoringPlan(BaseModel):
         description="Inputs the history says are scored by this model as they are now: counted, "
         "not read, no task",
     )
+    earlier_versions: EarlierVersions = Field(default_factory=EarlierVersions)
     whole_folders_under: str | None = Field(
         default=None,
         description="The folder, relative to the input root, whose every file the run plans "
@@ -210,4 +240,8 @@ class ScoringSummary(BaseModel):
     )
     outputs_retired: list[str] = Field(
         default_factory=list, description="Outputs of gone input folders removed on request"
+    )
+    earlier_versions: EarlierVersions = Field(
+        default_factory=EarlierVersions,
+        description="Inputs labeled by earlier versions: kept, or rescored when asked",
     )

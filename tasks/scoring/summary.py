@@ -148,4 +148,5 @@ def summarize_run(
         outputs_replaced=list(folders.replaced) if folders else [],
         outputs_of_vanished_inputs=list(folders.vanished) if folders else [],
         outputs_retired=list(folders.retired) if folders else [],
+        earlier_versions=plan.earlier_versions,
     )

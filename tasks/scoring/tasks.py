@@ -70,6 +70,7 @@ def plan_task(
     batch_size: int,
     partition: str | None = None,
     scheduled_date: date | None = None,
+    rescore_history: bool = False,
 ) -> ScoringPlan:
     """Find the input files (of one partition, if given), place their outputs, say what was
     skipped."""
@@ -78,7 +79,14 @@ def plan_task(
         dataset_root = input_path
         input_path = partition_input_path(input_path, partition, scheduled_date or date.today())
     plan = plan_jobs(
-        input_path, output_root, model, text_column, id_column, batch_size, dataset_root
+        input_path,
+        output_root,
+        model,
+        text_column,
+        id_column,
+        batch_size,
+        dataset_root,
+        rescore_history,
     )
     logger = get_run_logger()
     logger.info(
@@ -87,6 +95,13 @@ def plan_task(
         plan.input_root,
         len(plan.unchanged),
     )
+    earlier = plan.earlier_versions
+    if earlier.files and earlier.rescored:
+        logger.warning("rescoring with v%d: %s", model.version, earlier.words)
+    elif earlier.files:
+        logger.info(
+            "kept (rescore_history would rescore them with v%d): %s", model.version, earlier.words
+        )
     if plan.skipped:
         reasons: dict[str, int] = {}
         for skipped in plan.skipped:

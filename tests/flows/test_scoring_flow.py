@@ -222,6 +222,50 @@ def test_a_night_with_nothing_new_reads_no_input_and_runs_no_file_task(
     assert changed.is_failed() and "day1.parquet" in changed.message
 
 
+def test_after_a_promotion_new_data_gets_the_champion_and_history_is_rescored_when_asked(
+    prefect_api: None, model_store_root: Path, tmp_path: Path
+) -> None:
+    """A new champion labels the next night's new data; the nights before keep their labels
+    (no surprise rescore of the whole history), and the run says what rescoring them would cost,
+    until --rescore-history asks for it (issue 21, item 4)."""
+    import shutil
+
+    store_root = tmp_path / "store"
+    shutil.copytree(model_store_root, store_root)
+    inputs = tmp_path / "reviews"
+    for day in ("day1", "day2"):
+        write_reviews(inputs / f"{day}.parquet", rows=30, seed=len(day))
+    params = params_for(store_root, inputs, tmp_path / "out")
+    run_scoring(params)
+    store = ModelStore(store_root)
+    version = store.load(MODEL_NAME, 1)
+    store.register(
+        MODEL_NAME, version.model, version.vocabulary, params={}, metrics={}, data_fingerprint="b"
+    )
+    store.promote(MODEL_NAME, 2, mode="always")
+
+    write_reviews(inputs / "day3.parquet", rows=30, seed=3)
+    night = run_scoring(params)
+    assert (night.model_version, night.files_scored, night.files_skipped) == (2, 1, 0)
+    earlier = night.earlier_versions
+    assert (earlier.files, earlier.rows, earlier.versions, earlier.rescored) == (2, 60, [1], False)
+    assert earlier.rows_per_second and earlier.estimated_seconds is not None
+    assert sorted(
+        path.name for path in (tmp_path / "out" / MODEL_NAME / "v2").glob("*.parquet")
+    ) == ["day3.parquet"]
+
+    rescored = run_scoring(params.model_copy(update={"rescore_history": True}))
+    assert (rescored.files_scored, rescored.earlier_versions.rescored) == (2, True)
+    assert sorted(
+        path.name for path in (tmp_path / "out" / MODEL_NAME / "v2").glob("*.parquet")
+    ) == [
+        "day1.parquet",
+        "day2.parquet",
+        "day3.parquet",
+    ]
+    assert run_scoring(params).earlier_versions.files == 0  # all labeled by v2 now
+
+
 def test_another_stores_version_of_the_same_name_and_number_rescores(
     prefect_api: None, model_store_root: Path, tmp_path: Path
 ) -> None:
