@@ -266,4 +266,5 @@ def test_score_prints_a_short_summary_and_the_whole_record_with_json(
     assert main([*command, "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert (record["files_scored"], record["files_skipped"]) == (0, 2)
-    assert len(record["files"]) == 2 and record["flow_run_url"].endswith(record["flow_run_id"])
+    # Unchanged inputs are counted, not read: the record lists only the files a run processed.
+    assert record["files"] == [] and record["flow_run_url"].endswith(record["flow_run_id"])
