@@ -89,6 +89,8 @@ def bench_s3(work: Path, store: Path, partitions: int, rows: int) -> dict[str, A
         upload,
     )
     from testkit.scoring import s3_score_params
+    from testkit.store import copy_champion
+    from testkit.synthetic import TINY_MODEL_NAME
 
     lake_folder = work / f"s3-lake-{partitions}"
     write_lake(lake_folder, 0, partitions, rows)
@@ -96,7 +98,7 @@ def bench_s3(work: Path, store: Path, partitions: int, rows: int) -> dict[str, A
         os.environ.update(server.environment())
         forget_s3_clients()
         bucket = new_bucket("bench")
-        upload(store, f"{bucket}/models")
+        copy_champion(store, f"{bucket}/models", TINY_MODEL_NAME)
         lake = f"{bucket}/lake"
         upload(lake_folder, lake)
         params = s3_score_params(bucket, lake, max_concurrent_files=4)

@@ -203,3 +203,20 @@ def train_tiny_store(root: Path, data_folder: Path) -> Path:
     )
     store.set_alias(TINY_MODEL_NAME, "champion", version.version)
     return root
+
+
+def copy_champion(source_root: Path | str, target_root: str, name: str) -> str:
+    """`target_root` holding `source_root`'s champion of `name` as its v1 and champion,
+    registered there as a team moving its store elsewhere would; the target's root."""
+    loaded = ModelStore(source_root).load(name, "champion")
+    store = ModelStore(target_root)
+    version = store.register(
+        name,
+        loaded.model,
+        loaded.vocabulary,
+        params=loaded.manifest["params"],
+        metrics=loaded.manifest["metrics"],
+        data_fingerprint=loaded.manifest["data_fingerprint"],
+    )
+    store.set_alias(name, "champion", version.version)
+    return store.root

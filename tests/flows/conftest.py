@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from model_store import CHAMPION, ModelStore
+from testkit.store import copy_champion
 from testkit.synthetic import TINY_MODEL_NAME
 
 
@@ -14,18 +14,7 @@ from testkit.synthetic import TINY_MODEL_NAME
 def s3_store(s3_bucket: str, tiny_model_store: Path) -> str:
     """`<bucket>/models` holding the tiny model as v1, champion: registered there from the
     session's local store, as a team moving to object storage would."""
-    loaded = ModelStore(tiny_model_store).load(TINY_MODEL_NAME, CHAMPION)
-    store = ModelStore(f"{s3_bucket}/models")
-    version = store.register(
-        TINY_MODEL_NAME,
-        loaded.model,
-        loaded.vocabulary,
-        params=loaded.manifest["params"],
-        metrics=loaded.manifest["metrics"],
-        data_fingerprint=loaded.manifest["data_fingerprint"],
-    )
-    store.set_alias(TINY_MODEL_NAME, CHAMPION, version.version)
-    return store.root
+    return copy_champion(tiny_model_store, f"{s3_bucket}/models", TINY_MODEL_NAME)
 
 
 @pytest.fixture(scope="module")
