@@ -7,8 +7,10 @@ For each lake size it builds a lake of daily partitions (`day=YYYY-MM-DD/part-0.
 hundred synthetic reviews each) on the local disk, scores it once (the history), then times two
 nights with the scoring flow as the nightly run calls it: one with nothing new, one with one new
 partition. Flow time is the wall time of the flow run in this process, Prefect's own start-up
-included. Then, on the test S3 server (moto, loopback), a lake of --s3-partitions partitions:
-the bytes of input objects the server served during a night with nothing new.
+included. The night right after the run that scored the history is reported apart (the embedded
+server is still busy with that run's events then). Then, on the test S3 server (moto, on
+loopback), a lake of --s3-partitions partitions: the bytes of input objects the server served
+during a night with nothing new.
 
 Targets: the largest lake's nights cost at most 1.5x the smallest's; a night with nothing new
 finishes in at most 10 s at 1,000 partitions; 0 bytes of unchanged inputs read on S3.
@@ -66,6 +68,10 @@ def bench_lake(work: Path, store: Path, partitions: int, rows: int) -> dict[str,
     started = time.perf_counter()
     history = timed_night(params)
     history["flow_seconds"] = round(time.perf_counter() - started, 2)
+    # Back to back with a run of `partitions` tasks, the embedded Prefect server is still
+    # digesting that run's events (about 16 s at 1,000 here); a real night comes a day later.
+    # That night is reported apart; the nights after it are the ones measured.
+    right_after = timed_night(params)
     quiet = timed_night(params)
     write_lake(lake, partitions, 1, rows)
     one_new = timed_night(params)
@@ -74,6 +80,7 @@ def bench_lake(work: Path, store: Path, partitions: int, rows: int) -> dict[str,
         "partitions": partitions,
         "rows_per_partition": rows,
         "first_run_scoring_the_history": history,
+        "night_right_after_the_history_run": right_after,
         "night_nothing_new": quiet,
         "night_one_new_partition": one_new,
         "history_record_bytes": record.stat().st_size,

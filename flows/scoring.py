@@ -14,6 +14,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -344,12 +345,18 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
         except UserError as error:
             return fail_run(error)
         results, failures, seconds = score_files(plan.jobs, runner, params.max_concurrent_files)
-    folders = settle_folders_task(plan, results, failures, model, params.retire_vanished_outputs)
+    # Quoted: Prefect would walk every file's record in these (1,000 files: seconds a task).
+    plan_records, result_records = quote(plan), quote(results)
+    folders = settle_folders_task(
+        plan_records, result_records, failures, model, params.retire_vanished_outputs
+    )
     summary = summarize_task(
-        model, plan, results, failures, seconds, params.drift_threshold, folders
+        model, plan_records, result_records, failures, seconds, params.drift_threshold, folders
     )
     publish_summary_task(summary)
-    record_history_task(plan, results, folders, model, summary.rows_per_second, output_root)
+    record_history_task(
+        plan_records, result_records, folders, model, summary.rows_per_second, output_root
+    )
     record = summary.model_dump(mode="json")
     if failures:
         # Ending Failed makes alerts fire; the outputs of the other files stay in place.
