@@ -47,7 +47,7 @@ from storage.faults import SimulatedCrash, crash_at
 from testkit.store import MODEL_NAME, register
 
 # A fixed budget: examples (each a fresh store) of up to STEPS steps, per kind of storage.
-EXAMPLES = {"folder": 100, "object storage": 10}
+EXAMPLES = {"folder": 100, "object storage": 15}
 STEPS = 25
 ALIASES = ("champion", "canary")
 VERSION_NUMBERS = st.integers(min_value=1, max_value=5)
