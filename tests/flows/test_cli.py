@@ -183,6 +183,7 @@ def test_a_run_stopped_by_sigterm_or_ctrl_c_ends_cancelled(
     import prefect.settings
     from prefect import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
 
     data = write_labeled_dataset(tmp_path / "data", train_rows=4000, test_rows=100)
     environment = {
@@ -208,7 +209,9 @@ def test_a_run_stopped_by_sigterm_or_ctrl_c_ends_cancelled(
                 raise AssertionError(f"the command ended early: {child.communicate()[1][-3000:]}")
             ours = [
                 run
-                for run in client.read_flow_runs()
+                for run in client.read_flow_runs(
+                    sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=20
+                )
                 if (run.parameters.get("params") or {}).get("model_name") == model_name
             ]
             if not ours:

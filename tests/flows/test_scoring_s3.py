@@ -113,19 +113,20 @@ def test_a_partitioned_prefix_is_scored_into_object_storage_and_reruns_are_incre
 
 
 def run_logs_text(summary: Any) -> str:
-    """Every log line of the most recent flow runs, with their parameters, as one text."""
+    """The run's parameters and every log line of it, as one text."""
     import asyncio
+    from uuid import UUID
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
     async def read() -> str:
         async with get_client() as client:
-            runs = await client.read_flow_runs(limit=20)
+            run = await client.read_flow_run(UUID(summary.flow_run_id))
             logs = await client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id for run in runs]))
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id]))
             )
-            return "\n".join([str(run.parameters) for run in runs] + [log.message for log in logs])
+            return "\n".join([str(run.parameters)] + [log.message for log in logs])
 
     text = asyncio.run(read())
     assert summary.output_dir.split("/")[2] in text  # the logs were read: they name the bucket
