@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
+import threading
 import typing
 from collections.abc import Iterator, Sequence
 from datetime import date
@@ -27,6 +29,10 @@ __all__ = ["ParameterError", "build_parser", "main"]
 
 class ParameterError(InvalidParameterError):
     """A flow parameter given on the command line that cannot be used as given."""
+
+
+# How long after Ctrl-C the command interrupts itself again if the first one was swallowed.
+_INTERRUPT_AGAIN_SECONDS = 2.0
 
 
 class StoppedBySignal(BaseException):
@@ -45,20 +51,42 @@ def _stop_signals_end_runs_cancelled(started: list[Any]) -> Iterator[None]:
     the run, then hands the signal on to the handler installed here; Ctrl-C is Python's
     KeyboardInterrupt."""
 
+    handled = threading.Event()
+
     def raise_stopped(signal_number: int, frame: FrameType | None) -> None:
         raise StoppedBySignal(signal_number)
 
+    def interrupt(signal_number: int, frame: FrameType | None) -> None:
+        # A KeyboardInterrupt raised inside a destructor is swallowed; until one reaches the
+        # handler below, the interrupt comes again.
+        again = threading.Timer(_INTERRUPT_AGAIN_SECONDS, _interrupt_unless, (handled,))
+        again.daemon = True
+        again.start()
+        raise KeyboardInterrupt
+
     previous = signal.signal(signal.SIGTERM, raise_stopped)
+    previous_interrupt = signal.getsignal(signal.SIGINT)
+    if previous_interrupt is not signal.SIG_IGN:  # a background job's stays ignored
+        signal.signal(signal.SIGINT, interrupt)
     try:
         yield
     except KeyboardInterrupt:
+        handled.set()
         _cancel(started, "SIGINT")
         raise StoppedBySignal(signal.SIGINT) from None
     except StoppedBySignal as stopped:
+        handled.set()
         _cancel(started, signal.Signals(stopped.signal_number).name)
         raise
     finally:
+        handled.set()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_interrupt)
+
+
+def _interrupt_unless(handled: threading.Event) -> None:
+    if not handled.is_set():
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _cancel(started: list[Any], signal_name: str) -> None:
