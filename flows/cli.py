@@ -64,6 +64,14 @@ def _stop_signals_end_runs_cancelled(started: list[Any]) -> Iterator[None]:
         again.start()
         raise KeyboardInterrupt
 
+    previous_hook = sys.unraisablehook
+
+    def quiet_about_interrupts(unraisable: Any) -> None:
+        # The swallowed interrupt comes again (above): no traceback for it on the terminal.
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous_hook(unraisable)
+
+    sys.unraisablehook = quiet_about_interrupts
     previous = signal.signal(signal.SIGTERM, raise_stopped)
     previous_interrupt = signal.getsignal(signal.SIGINT)
     if previous_interrupt is not signal.SIG_IGN:  # a background job's stays ignored
@@ -82,6 +90,7 @@ def _stop_signals_end_runs_cancelled(started: list[Any]) -> Iterator[None]:
         handled.set()
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_interrupt)
+        sys.unraisablehook = previous_hook
 
 
 def _interrupt_unless(handled: threading.Event) -> None:
