@@ -16,7 +16,7 @@ from datetime import date
 from storage import InvalidParameterError, Location, MissingPathError, NotAFolderError, locate
 from tasks.contract import TEXT_COLUMN
 from tasks.parquet_files import IGNORED_PREFIXES, find_parquet_files, relative_path
-from tasks.scoring.history import HISTORY_FILE, ScoredInput, ScoringHistory
+from tasks.scoring.history import ScoredInput, ScoringHistory, history_location
 from tasks.scoring.records import (
     DEFAULT_BATCH_SIZE,
     EarlierVersions,
@@ -128,7 +128,7 @@ def plan_jobs(
     check_paths_do_not_overlap(input_root, inputs, output_location)
     output_dir = output_dir_for(output_location, model.name, model.version)
     model_folder = output_location.joinpath(model.name)
-    history = ScoringHistory.read(model_folder.joinpath(HISTORY_FILE))
+    history = ScoringHistory.read(history_location(output_location.uri, model.name))
     # One listing of the outputs, so that checking a skipped input's output costs no request.
     outputs = (
         {model_folder.joinpath(name).uri for name in model_folder.files_below()}
