@@ -31,8 +31,8 @@ class ParameterError(InvalidParameterError):
     """A flow parameter given on the command line that cannot be used as given."""
 
 
-# How long after Ctrl-C the command interrupts itself again if the first one was swallowed.
-_INTERRUPT_AGAIN_SECONDS = 2.0
+# How long after SIGTERM or Ctrl-C the command signals itself again if the first was swallowed.
+_STOP_AGAIN_SECONDS = 1.0
 
 
 class StoppedBySignal(BaseException):
@@ -56,26 +56,22 @@ def _stop_signals_end_runs_cancelled(started: list[Any]) -> Iterator[None]:
     def raise_stopped(signal_number: int, frame: FrameType | None) -> None:
         raise StoppedBySignal(signal_number)
 
-    def interrupt(signal_number: int, frame: FrameType | None) -> None:
-        # A KeyboardInterrupt raised inside a destructor is swallowed; until one reaches the
-        # handler below, the interrupt comes again.
-        again = threading.Timer(_INTERRUPT_AGAIN_SECONDS, _interrupt_unless, (handled,))
-        again.daemon = True
-        again.start()
-        raise KeyboardInterrupt
-
     previous_hook = sys.unraisablehook
 
-    def quiet_about_interrupts(unraisable: Any) -> None:
-        # The swallowed interrupt comes again (above): no traceback for it on the terminal.
-        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+    def swallowed_stops_come_again(unraisable: Any) -> None:
+        # A stop raised inside a destructor is swallowed (Python only reports it here): the
+        # signal comes again a moment later, and no traceback reaches the terminal. Prefect's
+        # own SIGTERM handler, installed while a flow runs, raises TerminationSignal.
+        signal_number = _stop_signal_of(unraisable.exc_value)
+        if signal_number is None:
             previous_hook(unraisable)
+        elif not handled.is_set():
+            timer = threading.Timer(_STOP_AGAIN_SECONDS, _signal_unless, (handled, signal_number))
+            timer.daemon = True
+            timer.start()
 
-    sys.unraisablehook = quiet_about_interrupts
+    sys.unraisablehook = swallowed_stops_come_again
     previous = signal.signal(signal.SIGTERM, raise_stopped)
-    previous_interrupt = signal.getsignal(signal.SIGINT)
-    if previous_interrupt is not signal.SIG_IGN:  # a background job's stays ignored
-        signal.signal(signal.SIGINT, interrupt)
     try:
         yield
     except KeyboardInterrupt:
@@ -89,13 +85,24 @@ def _stop_signals_end_runs_cancelled(started: list[Any]) -> Iterator[None]:
     finally:
         handled.set()
         signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_interrupt)
         sys.unraisablehook = previous_hook
 
 
-def _interrupt_unless(handled: threading.Event) -> None:
+def _signal_unless(handled: threading.Event, signal_number: int) -> None:
     if not handled.is_set():
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal_number)
+
+
+def _stop_signal_of(exception: BaseException | None) -> int | None:
+    from prefect.exceptions import TerminationSignal
+
+    if isinstance(exception, KeyboardInterrupt):
+        return signal.SIGINT
+    if isinstance(exception, StoppedBySignal):
+        return exception.signal_number
+    if isinstance(exception, TerminationSignal):
+        return exception.signal
+    return None
 
 
 def _cancel(started: list[Any], signal_name: str) -> None:

@@ -250,6 +250,59 @@ def test_a_run_stopped_by_sigterm_or_ctrl_c_ends_cancelled(
     assert ended.state.message == f"stopped from the command line ({stop.name})"
 
 
+_SWALLOWED_STOP = """
+import os, signal, sys, time
+from prefect import flow
+from flows.cli import StoppedBySignal, _stop_signals_end_runs_cancelled
+
+class SignalsWhileCollected:
+    def __del__(self):
+        os.kill(os.getpid(), {signal_number})
+        for _ in range(200_000):  # the stop is raised here, in a destructor, and swallowed
+            pass
+
+@flow(name="stopped-in-a-destructor")
+def busy() -> None:
+    SignalsWhileCollected()
+    time.sleep(60)
+
+started = []
+try:
+    with _stop_signals_end_runs_cancelled(started):
+        busy.with_options(on_crashed=[lambda flow, run, state: started.append(run.id)])()
+except StoppedBySignal as stopped:
+    print(started[-1])
+    sys.exit(128 + stopped.signal_number)
+"""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_swallowed_by_a_destructor_comes_again_until_the_command_stops(
+    prefect_api: None, stop: signal.Signals
+) -> None:
+    """Python swallows an exception raised in a destructor, so a SIGTERM (Prefect's
+    TerminationSignal while a flow runs) or Ctrl-C that lands in one was lost, and the command
+    trained on for its 500 epochs (seen in CI). The signal now comes again until it stops the
+    command, which then ends the run Cancelled, with no traceback on the terminal."""
+    import prefect.settings
+    from prefect import get_client
+
+    environment = {**os.environ, "PREFECT_API_URL": prefect.settings.PREFECT_API_URL.value()}
+    child = subprocess.run(
+        [sys.executable, "-c", _SWALLOWED_STOP.format(signal_number=int(stop))],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=50,  # the flow sleeps 60 s when the stop is lost
+    )
+    assert child.returncode == 128 + stop, child.stderr[-3000:]
+    assert "Traceback" not in child.stderr, child.stderr[-3000:]
+    with get_client(sync_client=True) as client:
+        ended = client.read_flow_run(child.stdout.strip().splitlines()[-1])
+    assert ended.state.is_cancelled(), ended.state
+
+
 def test_score_prints_a_short_summary_and_the_whole_record_with_json(
     prefect_api: None,
     tiny_model_store: Path,
