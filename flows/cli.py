@@ -340,6 +340,17 @@ def scoring_summary_text(record: dict[str, Any]) -> str:
     if earlier.files:
         verb = "rescored" if earlier.rescored else "kept (--rescore-history rescores them)"
         lines.append(f"history {verb}: {earlier.words}")
+    table = summary.table
+    if table is not None and table.error:
+        lines.append(f"table: not updated: {table.error}")
+    elif table is not None and table.committed:
+        lines.append(
+            f"table: {table.table} version {table.version} (rows of {table.files_added} "
+            f"files added, {table.rows_added:,} rows; of {table.files_removed} removed"
+            + (f"; landed after {table.refusals} refused tries)" if table.refusals else ")")
+        )
+    elif table is not None and table.version is not None:
+        lines.append(f"table: {table.table} version {table.version} (nothing new)")
     if summary.drift.drifted:
         lines.append(f"drift: {summary.drift.message}")
     if summary.flow_run_url:

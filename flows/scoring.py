@@ -46,6 +46,7 @@ from tasks.scoring.tasks import (
     score_file_task,
     settle_folders_task,
     summarize_task,
+    sync_table_task,
 )
 
 __all__ = [
@@ -145,6 +146,11 @@ class ScoreParams(BaseModel):
         default=False,
         description="Remove the outputs of inputs whose folder is gone (by default they are "
         "kept, as predictions outlive raw data, and the run reports them)",
+    )
+    write_table: bool = Field(
+        default=True,
+        description="Also commit the predictions to the Delta Lake table <output root>/"
+        "_predictions, one commit per run, for readers that want one table",
     )
     drift_threshold: float = Field(
         default=0.2,
@@ -353,16 +359,22 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
     summary = summarize_task(
         model, plan_records, result_records, failures, seconds, params.drift_threshold, folders
     )
-    publish_summary_task(summary)
     record_history_task(
         plan_records, result_records, folders, model, summary.rows_per_second, output_root
     )
+    if params.write_table:
+        table = sync_table_task(output_root, model, result_records)
+        summary = summary.model_copy(update={"table": table})
+    publish_summary_task(summary)
     record = summary.model_dump(mode="json")
-    if failures:
+    problems = [failure.error for failure in failures]
+    if summary.table is not None and summary.table.error:
+        problems.append(summary.table.error)
+    if problems:
         # Ending Failed makes alerts fire; the outputs of the other files stay in place.
-        message = f"{len(failures)} of {len(plan.jobs)} files failed: " + "; ".join(
-            failure.error for failure in failures
-        )
+        message = "; ".join(problems)
+        if failures:
+            message = f"{len(failures)} of {len(plan.jobs)} files failed: {message}"
         return fail_run(ScoringFailedError(message, record), message)
     return record
 

@@ -11,7 +11,8 @@ The points: register.staged, register.before-commit (the version's files are in 
 commit is not), aliases.before-commit (an alias change or a delete is decided, not written),
 aliases.between-files (a folder's aliases.json is written, its history not yet),
 delete.committed (a delete is recorded, the version's files not yet removed), delete.removing
-(after each file of a deleted version is removed), score.before-publish.
+(after each file of a deleted version is removed), score.before-publish, table.before-commit
+(a run's rows for the predictions table are worked out, not committed).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ FAULT_POINTS = (
     "delete.committed",
     "delete.removing",
     "score.before-publish",
+    "table.before-commit",
 )
 _reached: Counter[str] = Counter()
 _lock = threading.Lock()

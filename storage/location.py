@@ -193,6 +193,11 @@ class Location(ABC):
         """A local folder for files on their way here (created if missing): beside the target
         on a local disk, so a publish is a rename; a private temporary folder otherwise."""
 
+    def object_store_options(self) -> dict[str, str]:
+        """Options for Rust's `object_store` (delta-rs, Polars) to reach this place with the
+        credentials this project's own client uses; none on a local disk."""
+        return {}
+
     def check_can_hold(self, parameter: str) -> None:
         """Raise a UserError naming `parameter` when files cannot be written below this place
         at all (object storage: its bucket is missing). A local folder is made as needed."""

@@ -8,6 +8,7 @@ AWS_ENDPOINT_URL for an S3-compatible server); for GCS, Google's default credent
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -233,6 +234,34 @@ class ObjectLocation(Location):
 
     def staging_folder(self) -> Path:
         return private_staging_folder()
+
+    def object_store_options(self) -> dict[str, str]:
+        if self.uri.split("://", 1)[0] != "s3":
+            return {}  # GCS: object_store finds Google's default credentials as gcsfs does
+        import botocore.session
+
+        # botocore's chain, as s3fs resolves it (AWS_PROFILE and ~/.aws included, which
+        # object_store alone does not read), and the same endpoint.
+        session = botocore.session.get_session()
+        options = {"aws_region": session.get_config_variable("region") or "us-east-1"}
+        endpoint = (
+            os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or self._fs.client_kwargs.get("endpoint_url")
+        )
+        if endpoint:
+            options["aws_endpoint_url"] = endpoint
+            if endpoint.startswith("http://"):
+                options["aws_allow_http"] = "true"
+        with self._errors():
+            credentials = session.get_credentials()
+        if credentials is not None:
+            frozen = credentials.get_frozen_credentials()
+            options["aws_access_key_id"] = frozen.access_key
+            options["aws_secret_access_key"] = frozen.secret_key
+            if frozen.token:
+                options["aws_session_token"] = frozen.token
+        return options
 
     def delete(self) -> None:
         with self._errors(), contextlib.suppress(FileNotFoundError):

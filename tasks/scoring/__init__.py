@@ -11,6 +11,8 @@ One module per concern, all free of Prefect except `tasks.scoring.tasks`, which 
 - `prefetch`: preparing the next batches while the current one is predicted
 - `files`: `score_file`, one input to one output
 - `writing`: atomic outputs, stale temporaries, the `_SUCCESS` markers
+- `history`: what was scored at an output root, so a night skips unchanged inputs unread
+- `table`: the Delta Lake table of every current output under an output root
 - `summary`: a run's totals and drift check; `report`: what the UI shows of them
 """
 

@@ -37,6 +37,11 @@ class ScoredInput(BaseModel):
     text_column: str
     id_column: str | None
     run_id: str | None
+    table_version: int | None = Field(
+        default=None,
+        description="The version of the predictions table that took this output's rows; None "
+        "until one did (the next run adds them)",
+    )
 
 
 class ScoringHistory(BaseModel):
@@ -45,6 +50,15 @@ class ScoringHistory(BaseModel):
     inputs: dict[str, ScoredInput] = Field(default_factory=dict)
     rows_per_second: float | None = Field(
         default=None, description="The rate the last run that scored rows measured on its machine"
+    )
+    table_id: str | None = Field(
+        default=None,
+        description="The predictions table the inputs' table_version refer to (its Delta id): "
+        "a table made anew takes every output again",
+    )
+    table_removals: list[str] = Field(
+        default_factory=list,
+        description="Inputs whose outputs were removed and whose rows the table still holds",
     )
 
     @classmethod
@@ -85,7 +99,15 @@ def record_run(
         job = jobs.get(result.input_path)
         if job is None or job.input_facts is None:
             continue
+        earlier = history.inputs.get(result.relative_path)
+        # An output found current (not rewritten) keeps its rows in the predictions table.
+        kept = (
+            earlier is not None
+            and result.outcome == "skipped"
+            and earlier.result.output_path == result.output_path
+        )
         history.inputs[result.relative_path] = ScoredInput(
+            table_version=earlier.table_version if kept and earlier else None,
             result=result,
             input_facts=job.input_facts,
             model_version=model.version,
@@ -95,11 +117,17 @@ def record_run(
             run_id=run_id,
         )
     removed = set(folders.replaced) | set(folders.retired)
+    gone = [
+        relative
+        for relative, scored in history.inputs.items()
+        if scored.result.output_path in removed
+    ]
     history.inputs = {
         relative: scored
         for relative, scored in sorted(history.inputs.items())
-        if scored.result.output_path not in removed
+        if relative not in gone
     }
+    history.table_removals = sorted(set(history.table_removals) | set(gone))
     if rows_per_second:
         history.rows_per_second = rows_per_second
     history.write(location)

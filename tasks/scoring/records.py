@@ -27,6 +27,7 @@ __all__ = [
     "ScoringPlan",
     "ScoringSummary",
     "SkippedInput",
+    "TableCommit",
     "total_status_counts",
 ]
 
@@ -176,6 +177,25 @@ class FolderReport(BaseModel):
     )
 
 
+class TableCommit(BaseModel):
+    """What a run did to the predictions table."""
+
+    table: str = Field(description="The table's location")
+    version: int | None = Field(
+        default=None, description="The table's version after the run (None: no table yet)"
+    )
+    committed: bool = Field(default=False, description="Whether this run made a commit")
+    files_added: int = Field(default=0, description="Inputs whose rows the commit (re)placed")
+    rows_added: int = 0
+    files_removed: int = Field(default=0, description="Inputs whose rows the commit removed")
+    refusals: int = Field(
+        default=0,
+        description="Times the commit was refused (another run's touched the same inputs) and "
+        "worked out again",
+    )
+    error: str | None = Field(default=None, description="Why the commit did not land")
+
+
 class FileFailure(BaseModel):
     """An input file whose task failed, and why."""
 
@@ -244,4 +264,7 @@ class ScoringSummary(BaseModel):
     earlier_versions: EarlierVersions = Field(
         default_factory=EarlierVersions,
         description="Inputs labeled by earlier versions: kept, or rescored when asked",
+    )
+    table: TableCommit | None = Field(
+        default=None, description="What the run did to the predictions table, if it writes one"
     )

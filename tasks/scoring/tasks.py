@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from storage import UserError
 from tasks.failures import RETRY_ON_IO_HICCUPS
 from tasks.scoring.files import score_file
 from tasks.scoring.history import record_run
@@ -22,9 +23,11 @@ from tasks.scoring.records import (
     ScoringJob,
     ScoringPlan,
     ScoringSummary,
+    TableCommit,
 )
 from tasks.scoring.report import rejected_text, render_distribution_markdown, summary_table
 from tasks.scoring.summary import summarize_run
+from tasks.scoring.table import sync_predictions_table, table_location
 from tasks.scoring.writing import settle_output_folders
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "score_file_task",
     "settle_folders_task",
     "summarize_task",
+    "sync_table_task",
 ]
 
 
@@ -194,6 +198,35 @@ def record_history_task(
     run_id = str(flow_run.id) if flow_run.id else None
     history = record_run(plan, results, folders, model, run_id, rows_per_second, output_root)
     return len(history.inputs)
+
+
+@task(name="sync-table", cache_policy=NO_CACHE, **RETRY_ON_IO_HICCUPS)
+def sync_table_task(
+    output_root: str, model: ResolvedModel, results: list[FileResult]
+) -> TableCommit:
+    """Commit what changed in the model's outputs to the predictions table, in one commit. A
+    refused or failed commit is returned, not raised: the summary still says what was scored,
+    and the flow then fails the run."""
+    from prefect.runtime import flow_run
+
+    run_id = str(flow_run.id) if flow_run.id else None
+    logger = get_run_logger()
+    try:
+        commit = sync_predictions_table(output_root, model, run_id, results)
+    except UserError as error:  # TableCommitError, or storage that could not be reached
+        logger.error("%s", error)
+        return TableCommit(table=table_location(output_root).uri, error=str(error))
+    if commit.committed:
+        logger.info(
+            "predictions table %s is at version %d: rows of %d input(s) added (%d rows), "
+            "of %d removed",
+            commit.table,
+            commit.version,
+            commit.files_added,
+            commit.rows_added,
+            commit.files_removed,
+        )
+    return commit
 
 
 @task(name="summarize", cache_policy=NO_CACHE)

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from flows.deploy import (
     ALERT_NAME,
@@ -32,6 +33,7 @@ from flows.deploy import (
     TRAINING,
 )
 from model_store import ModelStore
+from tasks.scoring.table import TABLE_FOLDER
 from testkit.servers import (
     REPO,
     WebhookReceiver,
@@ -286,6 +288,10 @@ def test_deployments_end_to_end(
                         for label, truth in zip(outputs["label"], inputs["label"], strict=True)
                     )
                 assert correct / rows > 0.8, f"accuracy {correct}/{rows}"
+                # The nightly deployment writes the predictions table by default.
+                table = DeltaTable(str(tmp_path / "predictions" / TABLE_FOLDER))
+                assert table.to_pyarrow_table().num_rows == rows
+                assert table.history()[0]["flow_run_id"] == str(scoring_run.id)
 
                 # --- the runs' artifacts, read back through the API -----------------------
                 training_artifacts = _artifacts_of(client, training_run.id)

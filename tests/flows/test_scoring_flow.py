@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from flows.scoring import (
     ScoreParams,
@@ -24,6 +25,7 @@ from flows.scoring import (
 )
 from model_store import ModelStore
 from tasks.scoring import ResolvedModel, load_scoring_model
+from tasks.scoring.table import TABLE_FOLDER
 from tasks.text import Vocabulary, encode_texts, pad_sequences
 from testkit.scoring import score_params as params_for
 from testkit.scoring import write_reviews
@@ -254,8 +256,21 @@ def test_after_a_promotion_new_data_gets_the_champion_and_history_is_rescored_wh
         path.name for path in (tmp_path / "out" / MODEL_NAME / "v2").glob("*.parquet")
     ) == ["day3.parquet"]
 
+    table_path = str(tmp_path / "out" / TABLE_FOLDER)
+    versions = DeltaTable(table_path).to_pyarrow_table().select(["input_file", "model_version"])
+    assert sorted(zip(*versions.to_pydict().values(), strict=True)) == [
+        *[("day1.parquet", 1)] * 30,
+        *[("day2.parquet", 1)] * 30,
+        *[("day3.parquet", 2)] * 30,
+    ]
+
     rescored = run_scoring(params.model_copy(update={"rescore_history": True}))
     assert (rescored.files_scored, rescored.earlier_versions.rescored) == (2, True)
+    # The history's rows move to v2 in one commit of the predictions table.
+    assert rescored.table is not None and rescored.table.files_added == 2
+    assert DeltaTable(table_path).version() == rescored.table.version == 3
+    rows = DeltaTable(table_path).to_pyarrow_table()
+    assert rows.num_rows == 90 and set(rows.column("model_version").to_pylist()) == {2}
     assert sorted(
         path.name for path in (tmp_path / "out" / MODEL_NAME / "v2").glob("*.parquet")
     ) == [
