@@ -50,4 +50,9 @@ ENV PATH=/opt/venv/bin:${PATH} \
     REVIEW_SCORING_OUTPUT_DIR=/opt/review-scoring/data/predictions
 VOLUME ["/opt/review-scoring/models", "/opt/review-scoring/data"]
 USER ${APP_UID}:${APP_UID}
-CMD ["prefect", "worker", "start", "--pool", "review-scoring", "--type", "process"]
+# The worker's health endpoint (--with-healthcheck): 200 while it polls its pool, 503 once it has
+# missed 30 polls; a worker that is gone does not answer. Either way the container turns unhealthy.
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PREFECT_WORKER_WEBSERVER_PORT', '8080') + '/health', timeout=5)"]
+CMD ["prefect", "worker", "start", "--pool", "review-scoring", "--type", "process", "--with-healthcheck"]

@@ -13,6 +13,7 @@ DATA ?=
 EPOCHS ?= 10
 SAMPLES ?= samples/reviews
 PREFECT_PORT ?= 4200
+WORKER_HEALTH_PORT ?= 8080
 
 .PHONY: venv demo train score test test-fast lint bench server clean
 
@@ -89,9 +90,12 @@ deploy: venv
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.deploy
 
 # A worker for the project's process pool: it runs the deployments' flow runs as subprocesses.
+# Its health endpoint, http://127.0.0.1:$(WORKER_HEALTH_PORT)/health, answers 200 while it polls the
+# pool and 503 once it has missed 30 polls (5 minutes at Prefect's 10 s): what a supervisor asks.
 worker: venv
 	PREFECT_API_URL=$(PREFECT_API_URL) REVIEW_SCORING_PROJECT_DIR=$(REVIEW_SCORING_PROJECT_DIR) \
-		$(BIN)/prefect worker start --pool $(WORK_POOL) --type process
+	PREFECT_WORKER_WEBSERVER_HOST=127.0.0.1 PREFECT_WORKER_WEBSERVER_PORT=$(WORKER_HEALTH_PORT) \
+		$(BIN)/prefect worker start --pool $(WORK_POOL) --type process --with-healthcheck
 
 # The one-process alternative to deploy + worker: serves both deployments until stopped.
 serve: venv
