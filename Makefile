@@ -9,6 +9,14 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
+# LOG_FORMAT=json: every log line of the server, worker, runs and commands is one JSON object
+# (tasks/log_format.py), for Loki, Elasticsearch or CloudWatch; these are Prefect's own settings.
+LOG_FORMAT ?= text
+ifeq ($(LOG_FORMAT),json)
+export PREFECT_LOGGING_FORMATTERS_JSON_CLASS := tasks.log_format.JsonLines
+export PREFECT_LOGGING_HANDLERS_CONSOLE_FORMATTER := json
+endif
+
 DATA ?=
 EPOCHS ?= 10
 SAMPLES ?= samples/reviews

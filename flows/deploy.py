@@ -1,4 +1,4 @@
-"""`make deploy`: the work pools, the deployments of prefect.yaml, and the failed-scoring alert.
+"""`make deploy`: the work pools, the deployments of prefect.yaml, and the alerts (flows/alerts.py).
 
 Run against a server: `PREFECT_API_URL=http://127.0.0.1:4200/api python -m flows.deploy`.
 Every step can be repeated: existing pools are kept, deployments are updated in place, and the
@@ -27,6 +27,8 @@ from uuid import UUID
 
 import httpx
 
+from flows.alerts import WEBHOOK_VARIABLE, AlertWindows, alert_windows, create_alerts
+
 if TYPE_CHECKING:
     from prefect import Flow
     from prefect.client.orchestration import PrefectClient
@@ -34,12 +36,10 @@ if TYPE_CHECKING:
     from storage import UserError
 
 __all__ = [
-    "ALERT_NAME",
     "PROJECT_DIR",
     "DeploymentConfig",
     "NightlySchedule",
     "Project",
-    "create_failure_alert",
     "deploy_from_prefect_yaml",
     "ensure_work_pools",
     "enter_project_folder",
@@ -58,26 +58,11 @@ _DOCKER_DEPLOYMENT = "nightly-docker"
 PROJECT_DIR_VARIABLE = "REVIEW_SCORING_PROJECT_DIR"
 CRON_VARIABLE = "REVIEW_SCORING_SCHEDULE_CRON"
 TIMEZONE_VARIABLE = "REVIEW_SCORING_SCHEDULE_TIMEZONE"
-WEBHOOK_VARIABLE = "REVIEW_SCORING_ALERT_WEBHOOK_URL"
 # What each type of work pool in prefect.yaml is for, said in the pool's description.
 POOL_DESCRIPTIONS = {
     "process": "Runs the review-scoring flows as local processes",
     "docker": "Runs the review-scoring flows in containers of its image",
 }
-
-ALERT_NAME = "review-scoring: nightly scoring failed"
-WEBHOOK_BLOCK_NAME = "review-scoring-scoring-failed"
-# Rendered by the server with the failed run in context; tojson keeps quotes in messages valid.
-ALERT_PAYLOAD = """{
-  "text": {{ ("Scoring run " ~ flow_run.name ~ " of " ~ deployment.name ~ " ended "
-              ~ flow_run.state.name ~ ": " ~ flow_run.state.message)|tojson }},
-  "flow_run_id": {{ flow_run.id|string|tojson }},
-  "flow_run_name": {{ flow_run.name|tojson }},
-  "deployment": {{ deployment.name|tojson }},
-  "state": {{ flow_run.state.name|tojson }},
-  "message": {{ flow_run.state.message|tojson }},
-  "url": {{ flow_run|ui_url|tojson }}
-}"""
 
 
 @dataclass(frozen=True)
@@ -303,40 +288,6 @@ def deploy_from_prefect_yaml(project_dir: Path, schedule: NightlySchedule) -> No
     subprocess.run(command, cwd=project_dir, env=environment, check=True)
 
 
-async def create_failure_alert(
-    client: PrefectClient, webhook_url: str, deployment_name: str
-) -> UUID:
-    """An automation that POSTs to the webhook when a run of the deployment (`flow/name`, the
-    nightly scoring) fails or crashes.
-
-    The URL goes into a Webhook block (stored as a secret); an automation of the same name is
-    replaced, so deploying again never sends two alerts.
-    """
-    from prefect.automations import AutomationCore, CallWebhook, EventTrigger, Posture
-    from prefect.blocks.webhook import Webhook
-
-    deployment = await client.read_deployment_by_name(deployment_name)
-    block = Webhook(method="POST", url=webhook_url, headers={"Content-Type": "application/json"})
-    block_id = await block.asave(WEBHOOK_BLOCK_NAME, overwrite=True, client=client)
-    for existing in await client.read_automations_by_name(ALERT_NAME):
-        await client.delete_automation(existing.id)
-    automation = AutomationCore(
-        name=ALERT_NAME,
-        description=f"POST to the {WEBHOOK_BLOCK_NAME!r} webhook when {deployment_name} fails",
-        trigger=EventTrigger(
-            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-            match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related={"prefect.resource.id": f"prefect.deployment.{deployment.id}"},
-            for_each={"prefect.resource.id"},
-            posture=Posture.Reactive,
-            threshold=1,
-            within=0,
-        ),
-        actions=[CallWebhook(block_document_id=block_id, payload=ALERT_PAYLOAD)],
-    )
-    return await client.create_automation(automation)
-
-
 async def _ensure_work_pools(work_pools: Mapping[str, str]) -> list[str]:
     from prefect import get_client
 
@@ -344,11 +295,13 @@ async def _ensure_work_pools(work_pools: Mapping[str, str]) -> list[str]:
         return await ensure_work_pools(client, work_pools)
 
 
-async def _create_failure_alert(webhook_url: str, deployment_name: str) -> UUID:
+async def _create_alerts(
+    webhook_url: str, deployment_name: str, windows: AlertWindows
+) -> dict[str, UUID]:
     from prefect import get_client
 
     async with get_client() as client:
-        return await create_failure_alert(client, webhook_url, deployment_name)
+        return await create_alerts(client, webhook_url, deployment_name, windows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -374,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         project = read_project(args.project_dir)
         schedule = nightly_schedule(project_dir=args.project_dir)
+        windows = alert_windows(schedule.cron, schedule.timezone)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -395,11 +349,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{nightly}: cron {schedule.cron!r} in {schedule.timezone}")
 
     webhook_url = os.environ.get(WEBHOOK_VARIABLE, "").strip()
-    if webhook_url:
-        automation_id = asyncio.run(_create_failure_alert(webhook_url, nightly))
-        print(f"alert: automation {ALERT_NAME!r} ({automation_id}) calls the webhook")
-    else:
-        print(f"alert: {WEBHOOK_VARIABLE} is not set, so no failure alert was created")
+    created = asyncio.run(_create_alerts(webhook_url, nightly, windows))
+    for name, automation_id in created.items():
+        print(f"automation {name!r} ({automation_id})")
+    if not webhook_url:
+        print(f"alerts: {WEBHOOK_VARIABLE} is not set, so nothing calls a webhook")
     return 0
 
 

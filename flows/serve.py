@@ -9,11 +9,13 @@ from the work pool; `make deploy` gives them back.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flows.alerts import HEARTBEAT_SECONDS, HEARTBEAT_VARIABLE
 from flows.deploy import (
     PROJECT_DIR,
     DeploymentConfig,
@@ -84,6 +86,8 @@ def main(
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    # The served runs send heartbeats as often as the lost-run automation expects them.
+    os.environ[HEARTBEAT_VARIABLE] = str(HEARTBEAT_SECONDS)
     # pause_on_shutdown=False: stopping or restarting this process leaves the nightly schedule on.
     serve_function(*deployments, pause_on_shutdown=False, limit=args.limit)
     return 0

@@ -130,8 +130,18 @@ def score_file_task(job: ScoringJob) -> FileResult:
     """Score one file with the job's model version (loaded once per worker process)."""
     logger = get_run_logger()
     result = score_file(job, load_scoring_model(job.model))
+    # For logs read as JSON lines (tasks/log_format.py): the file and its counts as fields.
+    fields = {
+        "input_file": job.relative_path,
+        "output_file": job.output_path,
+        "outcome": result.outcome,
+        "rows": result.rows,
+        "status_counts": result.status_counts,
+    }
     if result.outcome == "skipped":
-        logger.info("%s: output for this input and version exists, skipped", job.input_path)
+        logger.info(
+            "%s: output for this input and version exists, skipped", job.input_path, extra=fields
+        )
     else:
         logger.info(
             "%s: %d rows (rejected: %s) in %.1fs -> %s",
@@ -140,6 +150,7 @@ def score_file_task(job: ScoringJob) -> FileResult:
             rejected_text(result.status_counts),
             result.seconds,
             job.output_path,
+            extra=fields,
         )
     if result.null_ids or result.duplicate_ids:
         logger.warning(
@@ -270,6 +281,15 @@ def publish_summary_task(summary: ScoringSummary) -> None:
         summary.rows,
         summary.rows_per_second,
         summary.positive_share,
+        extra={
+            "files_scored": summary.files_scored,
+            "files_skipped": summary.files_skipped,
+            "files_failed": summary.files_failed,
+            "rows": summary.rows,
+            "rows_scored": summary.rows_scored,
+            "rows_ok": summary.rows_ok,
+            "rejected_by_reason": summary.rejected_by_reason,
+        },
     )
     if summary.null_ids or summary.duplicate_ids:
         logger.warning(

@@ -335,3 +335,64 @@ def test_score_prints_a_short_summary_and_the_whole_record_with_json(
     assert (record["files_scored"], record["files_skipped"]) == (0, 2)
     # Unchanged inputs are counted, not read: the record lists only the files a run processed.
     assert record["files"] == [] and record["flow_run_url"].endswith(record["flow_run_id"])
+
+
+def test_logs_switch_to_json_lines_with_the_run_the_file_and_the_counts(
+    prefect_api: None, tiny_model_store: Path, tmp_path: Path
+) -> None:
+    """The setting (Prefect's logging settings, as `LOG_FORMAT=json` makes them) turns every log
+    line of a run into one JSON object; without it, the lines stay as they were."""
+    import json
+    import re
+
+    import prefect.settings
+
+    from testkit.scoring import write_reviews
+    from testkit.synthetic import TINY_MODEL_NAME
+
+    write_reviews(tmp_path / "reviews" / "day1.parquet", rows=30, seed=1)
+    command = [sys.executable, "-m", "flows.cli", "score", "--model-name", TINY_MODEL_NAME]
+    command += ["--model-store-root", str(tiny_model_store)]
+    command += ["--input-path", str(tmp_path / "reviews")]
+    environment = {
+        **project_environment(tmp_path),
+        "PREFECT_API_URL": prefect.settings.PREFECT_API_URL.value(),
+    }
+    # What `make ... LOG_FORMAT=json` exports, read from make's own database.
+    database = subprocess.run(
+        ["make", "--no-print-directory", "-o", "venv", "-n", "-p", "LOG_FORMAT=json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    json_lines = dict(re.findall(r"^(PREFECT_LOGGING_\w+) := (\S+)$", database, re.MULTILINE))
+    assert set(json_lines) == {
+        "PREFECT_LOGGING_FORMATTERS_JSON_CLASS",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_FORMATTER",
+    }
+    prefect_line = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| ")
+
+    def run(extra: dict[str, str], output_root: Path) -> list[str]:
+        child = subprocess.run(
+            [*command, "--output-root", str(output_root)],
+            cwd=REPO,
+            env={**environment, **extra},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert child.returncode == 0, child.stderr[-3000:]
+        return child.stderr.splitlines()
+
+    plain = run({}, tmp_path / "plain")
+    assert any(prefect_line.match(line) for line in plain), plain
+    lines = run(json_lines, tmp_path / "json")
+    assert not any(prefect_line.match(line) for line in lines), lines
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    [scored] = [record for record in records if record.get("input_file") == "day1.parquet"]
+    assert scored["rows"] == 30 and scored["status_counts"] == {"ok": 30}
+    assert scored["flow_run_id"] and scored["task_run_name"] == "score-file day1.parquet"
+    [summary] = [record for record in records if "files_scored" in record]
+    assert (summary["files_scored"], summary["files_failed"], summary["rows_ok"]) == (1, 0, 30)
+    assert summary["flow_run_id"] == scored["flow_run_id"]

@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
+from flows.alerts import ALERT_NAME
 from flows.deploy import (
-    ALERT_NAME,
     DOCKER_POOL,
     NIGHTLY_SCORING,
     NIGHTLY_SCORING_DOCKER,
@@ -214,7 +214,9 @@ def test_deployments_end_to_end(
                 assert nightly.concurrency_options.collision_strategy.value == "CANCEL_NEW"
                 [automation] = client.read_automations_by_name(ALERT_NAME)
                 assert automation.enabled
-                assert str(nightly.id) in json.dumps(automation.trigger.model_dump(mode="json"))
+                assert "prefect.tag.nightly" in json.dumps(
+                    automation.trigger.model_dump(mode="json")
+                )
 
                 # --- the server schedules the next nightly run on its own -----------------
                 def scheduled_runs() -> list[Any]:
@@ -330,11 +332,15 @@ def test_deployments_end_to_end(
                 assert alert["headers"].get("Content-Type") == "application/json"
                 # The link to the run's page in the UI of the server that ran it (PREFECT_UI_URL).
                 assert alert["payload"]["url"] == server.flow_run_page(failing.id)
-                # Only the failed run alerted: the completed and the cancelled runs did not.
-                assert all(
-                    request["payload"].get("flow_run_id") == str(failing.id)
+                # The failed and the cancelled runs alerted, the completed one did not.
+                alerted = {
+                    request["payload"].get("flow_run_id"): request["payload"]["state"]
                     for request in receiver.received
-                ), receiver.received
+                }
+                assert alerted == {
+                    str(failing.id): "Failed",
+                    str(cancelled_run.id): "Cancelled",
+                }, receiver.received
 
                 # --- backfill: two past nights, each a run of the nightly deployment ------
                 nights = ("2026-11-01", "2026-11-02")
