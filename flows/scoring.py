@@ -243,10 +243,13 @@ def load_on_workers(runner: TaskRunner[Any], model: ResolvedModel) -> None:
 
 
 def score_files(
-    jobs: list[ScoringJob], runner: TaskRunner[Any], max_in_flight: int
+    jobs: list[ScoringJob],
+    runner: TaskRunner[Any],
+    max_in_flight: int,
+    file_timeout_seconds: float | None = None,
 ) -> tuple[list[FileResult], list[FileFailure], float]:
     """Run one score-file task per file on the (entered) runner, at most max_in_flight at once,
-    tracking progress.
+    each within `file_timeout_seconds`, tracking progress.
 
     A file that fails is recorded and the others go on; the flow decides what that means.
     """
@@ -257,12 +260,13 @@ def score_files(
     )
     results: list[FileResult] = []
     failures: list[FileFailure] = []
+    score_file = score_file_task.with_options(timeout_seconds=file_timeout_seconds)
     waiting = deque(jobs)
     in_flight: dict[PrefectFuture[FileResult], ScoringJob] = {}
     while waiting or in_flight:
         while waiting and len(in_flight) < max_in_flight:
             job = waiting.popleft()
-            in_flight[runner.submit(score_file_task, {"job": job})] = job
+            in_flight[runner.submit(score_file, {"job": job})] = job
         future = next(as_completed(list(in_flight)))
         job = in_flight.pop(future)
         try:
@@ -270,6 +274,11 @@ def score_files(
         except Exception as error:  # the task's own failure: recorded, not fatal to others
             # Shown in the UI and alerts: the path under the input root, not where data lives.
             message = f"{type(error).__name__}: {error}".replace(job.input_path, job.relative_path)
+            if isinstance(error, TimeoutError):
+                message = (
+                    f"took longer than {file_timeout_seconds:g} s to score "
+                    "(REVIEW_SCORING_FILE_TIMEOUT_SECONDS)"
+                )
             failures.append(
                 FileFailure(
                     input_path=job.input_path,
@@ -310,7 +319,17 @@ def score_run_name() -> str:
     return f"score {scheduled_date(params.timezone).isoformat()} {params.model_ref}{partition}"
 
 
-@flow(name="score", flow_run_name=score_run_name)
+def _run_timeout_seconds() -> float | None:
+    """The run's timeout, read as this module is imported: a flow's timeout is fixed where it is
+    defined. A bad value leaves it unset here; the settings' first read in the run (or in the
+    command, before any run) then reports it in one line."""
+    try:
+        return get_settings().run_timeout_seconds
+    except UserError:
+        return None
+
+
+@flow(name="score", flow_run_name=score_run_name, timeout_seconds=_run_timeout_seconds())
 def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[Any]:
     """Score review Parquet files with one model version and write labeled predictions.
 
@@ -350,7 +369,9 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
             load_on_workers(runner, model)
         except UserError as error:
             return fail_run(error)
-        results, failures, seconds = score_files(plan.jobs, runner, params.max_concurrent_files)
+        results, failures, seconds = score_files(
+            plan.jobs, runner, params.max_concurrent_files, settings.file_timeout_seconds
+        )
     # Quoted: Prefect would walk every file's record in these (1,000 files: seconds a task).
     plan_records, result_records = quote(plan), quote(results)
     folders = settle_folders_task(

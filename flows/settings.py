@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from storage import InvalidParameterError, refuse_credentials_in
 from storage.location import PATH_WITHOUT_CREDENTIALS
+from storage.objects import ObjectStorageSettings
 
 __all__ = ["NO_CREDENTIALS_SCHEMA", "Settings", "get_settings"]
 
@@ -22,8 +23,9 @@ NO_CREDENTIALS_SCHEMA = {"pattern": PATH_WITHOUT_CREDENTIALS}
 ENV_PREFIX = "REVIEW_SCORING_"
 
 
-class Settings(BaseSettings):
-    """Where the model store, reviews and predictions live, and which model to use."""
+class Settings(ObjectStorageSettings):
+    """Where the model store, reviews and predictions live, which model to use, and how long
+    object storage may take (the fields of ObjectStorageSettings, which storage reads itself)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
@@ -46,6 +48,17 @@ class Settings(BaseSettings):
         description="Where predictions go (path or URI)",
     )
     model_name: str = Field(default="imdb-sentiment", description="Model name in the store")
+    # Scoring measured 18,300 rows/s here (README): a file of a million rows takes about a
+    # minute, a night of a few files a few minutes. The bounds leave a wide margin above that
+    # and still end a hung night long before the next one.
+    file_timeout_seconds: float = Field(
+        default=1800, gt=0, description="Scoring: seconds one file may take before it fails"
+    )
+    run_timeout_seconds: float = Field(
+        default=6 * 3600,
+        gt=0,
+        description="Scoring: seconds a whole run may take before it ends TimedOut",
+    )
 
     @field_validator("model_store_root", "input_dir", "output_dir")
     @classmethod

@@ -12,12 +12,93 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
-from storage.errors import InvalidParameterError, MissingPathError, StorageCredentialsError
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.errors import (
+    InvalidParameterError,
+    MissingPathError,
+    StorageAccessError,
+    StorageCredentialsError,
+)
 from storage.files import private_staging_folder
 from storage.location import SUPPORTED_PROTOCOLS, Location, is_glob
 
-__all__ = ["ObjectLocation", "object_location"]
+__all__ = ["ObjectLocation", "ObjectStorageSettings", "object_location"]
+
+SETTINGS_PREFIX = "REVIEW_SCORING_"
+
+
+class ObjectStorageSettings(BaseSettings):
+    """How long object storage may take: the storage layer's part of the one settings object
+    (flows.settings.Settings holds these fields too, read from the same variables).
+
+    Botocore's defaults (60 s read timeout, several tries, each inside s3fs's own five) let an
+    endpoint that never answers hold a call for about 7 minutes; these bound one call to about
+    half a minute: (1 + retries) x the read timeout, plus short pauses between tries. The read
+    timeout bounds the wait between two bytes, not a whole download.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=SETTINGS_PREFIX, extra="ignore")
+
+    s3_connect_timeout_seconds: float = Field(
+        default=5, gt=0, description="S3: seconds to open a connection to the endpoint"
+    )
+    s3_read_timeout_seconds: float = Field(
+        default=10, gt=0, description="S3: seconds to wait for the endpoint's answer"
+    )
+    s3_retries: int = Field(
+        default=2, ge=0, le=10, description="S3: tries after the first, for a call that failed"
+    )
+
+
+def object_storage_settings() -> ObjectStorageSettings:
+    """The settings from the environment now; InvalidParameterError naming a bad variable."""
+    try:
+        return ObjectStorageSettings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{SETTINGS_PREFIX}{str(problem['loc'][0]).upper()}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise InvalidParameterError(problems) from None
+
+
+def s3_endpoint(filesystem: Any = None) -> str | None:
+    """The S3 endpoint botocore will call: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or the
+    filesystem's own; None for AWS's."""
+    client_kwargs = getattr(filesystem, "client_kwargs", None) or {}
+    return (
+        os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or client_kwargs.get("endpoint_url")
+    )
+
+
+def _s3_options(parameter: str) -> dict[str, Any]:
+    """The S3 client's timeouts and tries from the settings. Refuses an endpoint URL holding a
+    user name or password (botocore would put it in a traceback), without echoing it."""
+    endpoint = s3_endpoint()
+    if endpoint and (urlsplit(endpoint).username or urlsplit(endpoint).password):
+        variable = (
+            "AWS_ENDPOINT_URL_S3" if os.environ.get("AWS_ENDPOINT_URL_S3") else ("AWS_ENDPOINT_URL")
+        )
+        raise StorageCredentialsError(
+            f"{parameter}: {variable} holds a user name or password; give the endpoint as "
+            "scheme://host:port and the credentials as AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+        )
+    settings = object_storage_settings()
+    return {
+        "config_kwargs": {
+            "connect_timeout": settings.s3_connect_timeout_seconds,
+            "read_timeout": settings.s3_read_timeout_seconds,
+            "retries": {"max_attempts": settings.s3_retries + 1, "mode": "standard"},
+        },
+    }
+
 
 # Names of the exceptions credential chains raise when they find nothing (matched by name, so
 # that neither botocore nor google-auth is imported here).
@@ -41,12 +122,20 @@ def object_location(uri: str, parameter: str) -> ObjectLocation:
         raise InvalidParameterError(
             f"{parameter}: {protocol}:// is not supported; use a local path, s3:// or gs://"
         )
+    options = _s3_options(parameter) if protocol == "s3" else {}
     try:
         # Listings are never cached: another writer's objects must show at once.
-        filesystem, path = url_to_fs(uri, use_listings_cache=False)
+        filesystem, path = url_to_fs(uri, use_listings_cache=False, **options)
     except (ImportError, ValueError) as error:
         raise InvalidParameterError(f"{parameter}: cannot use {protocol}:// ({error})") from None
     return ObjectLocation(filesystem, path.rstrip("/"))
+
+
+def _one_try_in_s3fs(filesystem: Any) -> None:
+    """s3fs wraps each botocore call in five tries of its own (a class attribute, not an
+    option): one here, so that botocore's tries, from the settings, are the ones that count."""
+    if "s3" in getattr(filesystem, "protocol", ()):
+        filesystem.retries = 1
 
 
 class ObjectLocation(Location):
@@ -54,9 +143,15 @@ class ObjectLocation(Location):
     refuse a write to an existing object: S3, GCS, Azure)."""
 
     def __init__(self, filesystem: Any, path: str, info: dict[str, Any] | None = None) -> None:
+        _one_try_in_s3fs(filesystem)
         self._fs = filesystem
         self._path = path
         self._info = info  # what a listing said of this object, so facts() needs no request
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Unpickled in a Dask worker: the filesystem comes back from its options alone.
+        self.__dict__.update(state)
+        _one_try_in_s3fs(self._fs)
 
     @property
     def path(self) -> str:
@@ -98,12 +193,40 @@ class ObjectLocation(Location):
         try:
             yield
         except Exception as error:
-            hint = _NO_CREDENTIALS.get(type(error).__name__)
-            if hint is None:
+            kind = type(error).__name__
+            hint = _NO_CREDENTIALS.get(kind)
+            if hint is not None:
+                raise StorageCredentialsError(
+                    f"{self.uri}: no credentials to reach {self.uri.split('://')[0]}:// "
+                    f"storage: {hint}"
+                ) from None
+            unreachable = self._unreachable(kind)
+            if unreachable is None:
                 raise
-            raise StorageCredentialsError(
-                f"{self.uri}: no credentials to reach {self.uri.split('://')[0]}:// storage: {hint}"
-            ) from None
+            raise StorageAccessError(f"{self.uri}: {unreachable}") from None
+
+    def _unreachable(self, kind: str) -> str | None:
+        """What to say of a botocore error that means the endpoint could not be reached
+        (matched by name, so botocore is not imported here); None for any other error."""
+        endpoint = s3_endpoint(self._fs) or "AWS's S3 endpoint"
+        if kind in ("ReadTimeoutError", "ConnectTimeoutError"):
+            settings = object_storage_settings()
+            timeout, variable = (
+                (settings.s3_read_timeout_seconds, "S3_READ_TIMEOUT_SECONDS")
+                if kind == "ReadTimeoutError"
+                else (settings.s3_connect_timeout_seconds, "S3_CONNECT_TIMEOUT_SECONDS")
+            )
+            return (
+                f"the S3 endpoint {endpoint} did not answer within {timeout:g} s, "
+                f"{settings.s3_retries + 1} tries; check that it is up, or raise "
+                f"{SETTINGS_PREFIX}{variable} or {SETTINGS_PREFIX}S3_RETRIES"
+            )
+        if kind == "EndpointConnectionError":
+            return (
+                f"cannot connect to the S3 endpoint {endpoint}: is it up, and is "
+                "AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) right?"
+            )
+        return None
 
     def check_can_hold(self, parameter: str) -> None:
         bucket = self._path.split("/", 1)[0]
@@ -124,8 +247,13 @@ class ObjectLocation(Location):
             return bool(self._fs.isdir(self._path))
 
     def is_file(self) -> bool:
+        # Not fsspec's isfile, which answers False for any error: an endpoint that never
+        # answers would cost a whole timeout here and again in the next call.
         with self._errors():
-            return bool(self._fs.isfile(self._path))
+            try:
+                return bool(self._fs.info(self._path)["type"] == "file")
+            except FileNotFoundError:
+                return False
 
     def read_bytes(self) -> bytes:
         with self._errors():
@@ -244,11 +372,10 @@ class ObjectLocation(Location):
         # object_store alone does not read), and the same endpoint.
         session = botocore.session.get_session()
         options = {"aws_region": session.get_config_variable("region") or "us-east-1"}
-        endpoint = (
-            os.environ.get("AWS_ENDPOINT_URL_S3")
-            or os.environ.get("AWS_ENDPOINT_URL")
-            or self._fs.client_kwargs.get("endpoint_url")
-        )
+        # object_store's `timeout` bounds a whole request (an upload too): its 30 s is kept.
+        settings = object_storage_settings()
+        options["connect_timeout"] = f"{settings.s3_connect_timeout_seconds:g}s"
+        endpoint = s3_endpoint(self._fs)
         if endpoint:
             options["aws_endpoint_url"] = endpoint
             if endpoint.startswith("http://"):

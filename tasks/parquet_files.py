@@ -160,6 +160,7 @@ def _find_in_object_storage(
         root = location.glob_base()
         listed = location.glob_files()
     else:
+        location.check_can_hold(parameter)  # a missing bucket is named as such
         raise MissingPathError(f"{parameter}: {input_path} does not exist")
     # Kept as listed: each knows its size and ETag, so planning needs no request per file.
     by_relative = {relative_path(root, found): found for found in listed}

@@ -1,7 +1,8 @@
 """Never silent (issue 22, items 1 to 3), end to end on a real `make server`, `make deploy`'s
 step and process workers: a night that never completes alerts; a host lost mid-run (kill -9 of
 the worker and of the run's process) ends its run Crashed and alerts within 3 minutes, and the
-next night runs; a run cancelled by the concurrency limit alerts with its reason.
+next night runs; a run cancelled by the concurrency limit and one past its timeout alert with
+their reasons.
 
 Nothing is mocked: the run stops itself (SIGSTOP at a fault point) so that it is mid-scoring
 when the host goes, then the worker's process group and the run's process are killed.
@@ -166,6 +167,22 @@ def test_absent_nights_lost_hosts_and_cancelled_runs_all_alert(
             timings["alert_after_host_loss_s"] = time.monotonic() - lost
             assert crash_alert["url"] == server.flow_run_page(lost_run.id)
             assert "no heartbeat" in crash_alert["message"]
+
+            # --- item 3: a run past its timeout ends TimedOut, which alerts -------------------
+            hurried = start_worker(
+                {**client_environment, "REVIEW_SCORING_RUN_TIMEOUT_SECONDS": "1"},
+                tmp_path / "host-hurried",
+            )
+            try:
+                timed_out = client.create_flow_run_from_deployment(nightly.id)
+                timed_out = wait_for_final_state(client, timed_out.id, hurried)
+            finally:
+                hurried.stop()
+            assert timed_out.state.name == "TimedOut", describe(timed_out)
+            timed_out_alert = wait_until(
+                lambda: alert_for(receiver, timed_out.id, "TimedOut"), 60, "the timeout alert"
+            )
+            assert "exceeded timeout of 1.0 second" in timed_out_alert["message"], timed_out_alert
 
             # --- the next night starts normally, on a new host --------------------------------
             second_host = start_worker(client_environment, tmp_path / "host-2")

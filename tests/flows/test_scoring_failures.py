@@ -204,3 +204,22 @@ def test_a_version_safe_mode_refuses_fails_before_any_file_is_read(
     )
     assert state.is_failed() and "Lambda" in state.message
     assert not (tmp_path / "out").exists()  # refused once, before any input was read
+
+
+def test_a_file_that_takes_longer_than_its_timeout_fails_naming_the_setting(
+    prefect_api: None, model_store_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file's task has a timeout (REVIEW_SCORING_FILE_TIMEOUT_SECONDS): a file that hangs
+    fails alone, in words that say which setting bounds it, instead of holding the night."""
+    inputs = tmp_path / "reviews"
+    write_reviews(inputs / "a.parquet", rows=20, seed=1)
+    monkeypatch.setenv("REVIEW_SCORING_FILE_TIMEOUT_SECONDS", "0.001")
+    state = score_flow(params_for(model_store_root, inputs, tmp_path / "out"), return_state=True)
+    assert state.is_failed()
+    [failure] = state.result(raise_on_failure=False).summary["failures"]
+    assert failure["error"] == (
+        "took longer than 0.001 s to score (REVIEW_SCORING_FILE_TIMEOUT_SECONDS)"
+    ), failure
+    monkeypatch.setenv("REVIEW_SCORING_FILE_TIMEOUT_SECONDS", "600")
+    state = score_flow(params_for(model_store_root, inputs, tmp_path / "out"), return_state=True)
+    assert state.is_completed(), state.message
