@@ -6,28 +6,25 @@ so they are kept as text: a pathlib.Path would fold `s3://` into `s3:/`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from storage import InvalidParameterError, refuse_credentials_in
 from storage.location import PATH_WITHOUT_CREDENTIALS
-from storage.objects import ObjectStorageSettings
+from storage.objects import SETTINGS_PREFIX, ObjectStorageSettings, checked_settings
 
 __all__ = ["NO_CREDENTIALS_SCHEMA", "Settings", "get_settings"]
 
 # Every path parameter's and setting's JSON schema: the Prefect UI's run form and the server's
 # check of a deployment run's parameters refuse credentials in a path before a run exists.
 NO_CREDENTIALS_SCHEMA = {"pattern": PATH_WITHOUT_CREDENTIALS}
-ENV_PREFIX = "REVIEW_SCORING_"
 
 
 class Settings(ObjectStorageSettings):
     """Where the model store, reviews and predictions live, which model to use, and how long
     object storage may take (the fields of ObjectStorageSettings, which storage reads itself)."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=SETTINGS_PREFIX, extra="ignore")
 
     model_store_root: str = Field(
         json_schema_extra=NO_CREDENTIALS_SCHEMA,
@@ -94,22 +91,11 @@ class Settings(ObjectStorageSettings):
                 f"{', '.join(empty)}: empty; leave it unset to use the setting"
             )
         overrides = {name: value for name, value in given.items() if value is not None}
-        return _checked(lambda: type(self).model_validate({**self.model_dump(), **overrides}))
-
-
-def _checked(read: Callable[[], Settings]) -> Settings:
-    """The settings `read` makes, or one InvalidParameterError naming each setting and what is
-    wrong, without the values (a path may hold a secret that must not reach a log)."""
-    try:
-        return read()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{ENV_PREFIX}{str(problem['loc'][0]).upper()}: {problem['msg']}"
-            for problem in error.errors()
+        return checked_settings(
+            lambda: type(self).model_validate({**self.model_dump(), **overrides})
         )
-        raise InvalidParameterError(problems) from None
 
 
 def get_settings() -> Settings:
     """Read the settings from the environment now (never at import time)."""
-    return _checked(Settings)
+    return checked_settings(Settings)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError
@@ -54,16 +54,25 @@ class ObjectStorageSettings(BaseSettings):
     )
 
 
-def object_storage_settings() -> ObjectStorageSettings:
-    """The settings from the environment now; InvalidParameterError naming a bad variable."""
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def checked_settings(read: Callable[[], SettingsT]) -> SettingsT:
+    """The settings `read` makes, or one InvalidParameterError naming each setting and what is
+    wrong, without the values (a path may hold a secret that must not reach a log)."""
     try:
-        return ObjectStorageSettings()
+        return read()
     except ValidationError as error:
         problems = "; ".join(
             f"{SETTINGS_PREFIX}{str(problem['loc'][0]).upper()}: {problem['msg']}"
             for problem in error.errors()
         )
         raise InvalidParameterError(problems) from None
+
+
+def object_storage_settings() -> ObjectStorageSettings:
+    """The settings from the environment now; InvalidParameterError naming a bad variable."""
+    return checked_settings(ObjectStorageSettings)
 
 
 def s3_endpoint(filesystem: Any = None) -> str | None:
