@@ -242,16 +242,42 @@ def load_on_workers(runner: TaskRunner[Any], model: ResolvedModel) -> None:
     )
 
 
+# How often a run waiting on its files on a Dask cluster looks whether the cluster has workers.
+_WORKER_CHECK_SECONDS = 5.0
+
+
+def dask_workers(runner: TaskRunner[Any]) -> int | None:
+    """How many workers the Dask runner's cluster has now; None for the threads runner."""
+    from prefect_dask import DaskTaskRunner
+
+    if not isinstance(runner, DaskTaskRunner):
+        return None
+    return len(runner.client.scheduler_info()["workers"])
+
+
+def _failure(job: ScoringJob, message: str) -> FileFailure:
+    return FileFailure(
+        input_path=job.input_path,
+        relative_path=job.relative_path,
+        output_path=job.output_path,
+        error=message,
+    )
+
+
 def score_files(
     jobs: list[ScoringJob],
     runner: TaskRunner[Any],
     max_in_flight: int,
     file_timeout_seconds: float | None = None,
+    worker_wait_seconds: float = 120.0,
 ) -> tuple[list[FileResult], list[FileFailure], float]:
     """Run one score-file task per file on the (entered) runner, at most max_in_flight at once,
     each within `file_timeout_seconds`, tracking progress.
 
-    A file that fails is recorded and the others go on; the flow decides what that means.
+    A file that fails is recorded and the others go on; the flow decides what that means. On a
+    Dask cluster, a file whose worker dies is run again by Dask on another worker; when the
+    cluster has had no worker for `worker_wait_seconds`, the files not yet scored fail, saying
+    so, rather than wait for good.
     """
     started = time.perf_counter()
     total = len(jobs)
@@ -261,13 +287,33 @@ def score_files(
     results: list[FileResult] = []
     failures: list[FileFailure] = []
     score_file = score_file_task.with_options(timeout_seconds=file_timeout_seconds)
+    watch = dask_workers(runner) is not None
+    without_workers_since: float | None = None
     waiting = deque(jobs)
     in_flight: dict[PrefectFuture[FileResult], ScoringJob] = {}
     while waiting or in_flight:
         while waiting and len(in_flight) < max_in_flight:
             job = waiting.popleft()
             in_flight[runner.submit(score_file, {"job": job})] = job
-        future = next(as_completed(list(in_flight)))
+        try:
+            future = next(
+                as_completed(list(in_flight), timeout=_WORKER_CHECK_SECONDS if watch else None)
+            )
+        except TimeoutError:
+            if dask_workers(runner):
+                without_workers_since = None
+                continue
+            without_workers_since = without_workers_since or time.monotonic()
+            if time.monotonic() - without_workers_since < worker_wait_seconds:
+                continue
+            message = (
+                f"the Dask cluster has had no worker for {worker_wait_seconds:g} s "
+                "(REVIEW_SCORING_DASK_WORKER_WAIT_SECONDS), so this file was not scored"
+            )
+            failures += [_failure(job, message) for job in [*in_flight.values(), *waiting]]
+            in_flight.clear()
+            waiting.clear()
+            break
         job = in_flight.pop(future)
         try:
             results.append(future.result())
@@ -279,14 +325,7 @@ def score_files(
                     f"took longer than {file_timeout_seconds:g} s to score "
                     "(REVIEW_SCORING_FILE_TIMEOUT_SECONDS)"
                 )
-            failures.append(
-                FileFailure(
-                    input_path=job.input_path,
-                    relative_path=job.relative_path,
-                    output_path=job.output_path,
-                    error=message,
-                )
-            )
+            failures.append(_failure(job, message))
         done = len(results) + len(failures)
         skipped = sum(result.outcome == "skipped" for result in results)
         update_progress_artifact(
@@ -370,7 +409,11 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
         except UserError as error:
             return fail_run(error)
         results, failures, seconds = score_files(
-            plan.jobs, runner, params.max_concurrent_files, settings.file_timeout_seconds
+            plan.jobs,
+            runner,
+            params.max_concurrent_files,
+            settings.file_timeout_seconds,
+            settings.dask_worker_wait_seconds,
         )
     # Quoted: Prefect would walk every file's record in these (1,000 files: seconds a task).
     plan_records, result_records = quote(plan), quote(results)

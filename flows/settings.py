@@ -51,6 +51,11 @@ class Settings(ObjectStorageSettings):
     file_timeout_seconds: float = Field(
         default=1800, gt=0, description="Scoring: seconds one file may take before it fails"
     )
+    dask_worker_wait_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="Scoring on Dask: seconds without any worker before waiting files fail",
+    )
     run_timeout_seconds: float = Field(
         default=6 * 3600,
         gt=0,

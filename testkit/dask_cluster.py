@@ -42,9 +42,11 @@ def running_dask_cluster(
     environment: dict[str, str],
     folder: Path,
     timeout_seconds: float = 180,
+    worker_environments: list[dict[str, str]] | None = None,
 ) -> Iterator[str]:
     """A scheduler and `workers` worker processes of `threads` threads each; the scheduler's
-    address once every worker has joined (its preload imported)."""
+    address once every worker has joined (its preload imported). `worker_environments` gives
+    each worker its own environment (a fault for one of them, say)."""
     from distributed import Client
 
     scheduler_file = folder / f"scheduler-{workers}x{threads}.json"
@@ -64,11 +66,11 @@ def running_dask_cluster(
             time.sleep(0.1)
         address = json.loads(scheduler_file.read_text())["address"]
         worker = [*DASK_WORKER, address, "--nthreads", str(threads), *_LOOPBACK]
-        for _ in range(workers):
+        for number in range(workers):
             processes.append(
                 subprocess.Popen(
                     [*worker, "--preload", "tasks.scoring.worker"],
-                    env=environment,
+                    env=worker_environments[number] if worker_environments else environment,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )

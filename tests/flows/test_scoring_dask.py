@@ -5,23 +5,32 @@ server (testkit/s3.py) holding the reviews, the model store and the predictions.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from flows.scoring import run_scoring
+from flows.scoring import run_scoring, score_flow
+from storage.faults import FAULT_VARIABLE
 from tasks.scoring import ResolvedModel
 from tasks.scoring.model import preload_version
 from testkit.dask_cluster import cluster_environment, running_dask_cluster
 from testkit.s3 import read_predictions, upload
 from testkit.scoring import s3_score_params as params_for
 from testkit.scoring import write_reviews
+from testkit.servers import wait_until
 from testkit.synthetic import TINY_MODEL_NAME
 
 pytestmark = pytest.mark.dask
 
 WORKERS = 2
+STOP_MID_FILE = "score.before-publish:1:stop"  # the worker stops itself, for the test to kill
 FILES, ROWS_PER_FILE = 4, 300
 
 
@@ -81,3 +90,91 @@ def test_the_local_dask_runner_scores_from_and_to_object_storage(
     assert summary.files_scored == FILES
     table = read_predictions(summary.output_dir)
     assert sorted(table.column("review_id").to_pylist()) == sorted(expected)
+
+
+def _stopped_worker(marker: bytes) -> tuple[int, int] | None:
+    """(pid, parent pid) of a stopped process whose environment holds `marker`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if fields[0] == "T" and marker in environment:
+            return int(entry.name), int(fields[1])
+    return None
+
+
+def _kill_the_worker_once_it_stops(marker: bytes) -> threading.Thread:
+    """In the background: wait for the worker that stopped mid-file, then kill -9 it and its
+    nanny (which would start it again): a machine of the cluster lost."""
+
+    def kill() -> None:
+        worker, nanny = wait_until(
+            lambda: _stopped_worker(marker), 180, "a Dask worker to stop mid-file"
+        )
+        for pid in (nanny, worker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_file_whose_worker_dies_is_scored_by_the_other_worker(
+    prefect_api: None, s3_bucket: str, s3_store: str, tmp_path: Path
+) -> None:
+    expected = write_lake(tmp_path, s3_bucket)
+    environment = cluster_environment()
+    marker = f"REVIEW_SCORING_DOOMED_WORKER={uuid.uuid4().hex}"
+    doomed = {**environment, FAULT_VARIABLE: STOP_MID_FILE, **dict([marker.split("=")])}
+    with running_dask_cluster(
+        WORKERS, 1, environment, tmp_path, worker_environments=[doomed, environment]
+    ) as address:
+        killer = _kill_the_worker_once_it_stops(marker.encode())
+        summary = run_scoring(
+            params_for(
+                s3_bucket,
+                f"{s3_bucket}/lake",
+                task_runner="dask",
+                dask_address=address,
+                max_concurrent_files=WORKERS,
+            )
+        )
+        killer.join(timeout=10)
+        assert not killer.is_alive()  # it did kill a worker mid-file
+    assert (summary.files_scored, summary.files_failed) == (FILES, 0)
+    table = read_predictions(summary.output_dir)
+    assert sorted(table.column("review_id").to_pylist()) == sorted(expected)  # exactly once
+
+
+def test_with_no_worker_left_the_run_fails_in_bounded_time_saying_so(
+    prefect_api: None,
+    s3_bucket: str,
+    s3_store: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_lake(tmp_path, s3_bucket)
+    environment = cluster_environment()
+    marker = f"REVIEW_SCORING_DOOMED_WORKER={uuid.uuid4().hex}"
+    doomed = {**environment, FAULT_VARIABLE: STOP_MID_FILE, **dict([marker.split("=")])}
+    monkeypatch.setenv("REVIEW_SCORING_DASK_WORKER_WAIT_SECONDS", "10")
+    with running_dask_cluster(1, 1, environment, tmp_path, worker_environments=[doomed]) as address:
+        killer = _kill_the_worker_once_it_stops(marker.encode())
+        started = time.monotonic()
+        state = score_flow(
+            params_for(s3_bucket, f"{s3_bucket}/lake", task_runner="dask", dask_address=address),
+            return_state=True,
+        )
+        seconds = time.monotonic() - started
+        killer.join(timeout=10)
+    assert state.is_failed()
+    summary = state.result(raise_on_failure=False).summary
+    assert summary["files_failed"] == FILES and summary["files_scored"] == 0
+    assert "no worker for 10 s (REVIEW_SCORING_DASK_WORKER_WAIT_SECONDS)" in state.message
+    assert seconds < 120, seconds  # before: waited for good
+    print(f"no worker left: the run failed {seconds:.1f} s after it started (wait 10 s)")
