@@ -6,6 +6,8 @@
   is set Crashed; the bad-endings alert then fires for it and the next night starts as usual.
   Runs send one every `HEARTBEAT_SECONDS` (prefect.yaml sets PREFECT_FLOWS_HEARTBEAT_FREQUENCY in
   the deployments' job variables).
+- **drift**: a nightly run whose scores drifted from the version's held-out predictions (its
+  `review-scoring.drift.detected` event) POSTs to the webhook, with the PSI and the rows judged.
 - **absence**: no nightly run Completed within a window (one schedule interval plus a grace,
   or REVIEW_SCORING_ALERT_NO_SUCCESS_SECONDS) alerts, whatever the cause: worker down, pool
   paused, a run stuck before it started.
@@ -25,6 +27,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from tasks.scoring.report import DRIFT_DETECTED
+
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
 
@@ -32,6 +36,7 @@ __all__ = [
     "ABSENCE_ALERT_NAME",
     "ALERT_NAME",
     "BAD_ENDINGS",
+    "DRIFT_ALERT_NAME",
     "HEARTBEAT_SECONDS",
     "HEARTBEAT_VARIABLE",
     "LOST_RUN_NAME",
@@ -48,6 +53,7 @@ NO_SUCCESS_VARIABLE = "REVIEW_SCORING_ALERT_NO_SUCCESS_SECONDS"
 ALERT_NAME = "review-scoring: nightly scoring ended badly"
 LOST_RUN_NAME = "review-scoring: a run that stops sending heartbeats is Crashed"
 ABSENCE_ALERT_NAME = "review-scoring: no nightly scoring completed"
+DRIFT_ALERT_NAME = "review-scoring: nightly scores drifted"
 WEBHOOK_BLOCK_NAME = "review-scoring-scoring-failed"
 # What earlier releases named the bad-endings alert: replaced too, never left beside it.
 _FORMER_NAMES = ("review-scoring: nightly scoring failed",)
@@ -72,6 +78,21 @@ ALERT_PAYLOAD = """{
   "deployment": {{ deployment.name|tojson }},
   "state": {{ flow_run.state.name|tojson }},
   "message": {{ flow_run.state.message|tojson }},
+  "url": {{ flow_run|ui_url|tojson }}
+}"""
+
+
+# A drift event is about a run: the run and its deployment come from the event's resources.
+DRIFT_PAYLOAD = """{
+  "text": {{ ("Scoring run " ~ flow_run.name ~ " of " ~ deployment.name ~ ": "
+              ~ event.payload.message)|tojson }},
+  "flow_run_id": {{ flow_run.id|string|tojson }},
+  "flow_run_name": {{ flow_run.name|tojson }},
+  "deployment": {{ deployment.name|tojson }},
+  "state": "Drift",
+  "message": {{ event.payload.message|tojson }},
+  "psi": {{ event.payload.psi|tojson }},
+  "rows": {{ event.payload.rows|tojson }},
   "url": {{ flow_run|ui_url|tojson }}
 }"""
 
@@ -188,27 +209,59 @@ async def create_lost_run_detector(client: PrefectClient, window: timedelta) -> 
     return await _replace(client, automation)
 
 
-async def create_failure_alert(client: PrefectClient, block_id: UUID, deployment_name: str) -> UUID:
-    """POST to the webhook when a nightly run ends Failed, Crashed, Cancelled or TimedOut."""
+async def _webhook_on_nightly_runs(
+    client: PrefectClient,
+    name: str,
+    description: str,
+    events: set[str],
+    block_id: UUID,
+    payload: str,
+) -> UUID:
+    """POST `payload` to the webhook for each nightly run that one of `events` is about."""
     from prefect.automations import AutomationCore, CallWebhook, EventTrigger, Posture
 
     automation = AutomationCore(
-        name=ALERT_NAME,
-        description=(
-            f"POST to the {WEBHOOK_BLOCK_NAME!r} webhook when a run of {deployment_name} (any "
-            f"run tagged {NIGHTLY_TAG!r}) ends {', '.join(BAD_ENDINGS)}, with its link and reason"
-        ),
+        name=name,
+        description=description,
         trigger=EventTrigger(
             **_runs_tagged(NIGHTLY_TAG),  # type: ignore[arg-type]
-            expect={f"prefect.flow-run.{state}" for state in BAD_ENDINGS},
+            expect=events,
             for_each={"prefect.resource.id"},
             posture=Posture.Reactive,
             threshold=1,
             within=0,
         ),
-        actions=[CallWebhook(block_document_id=block_id, payload=ALERT_PAYLOAD)],
+        actions=[CallWebhook(block_document_id=block_id, payload=payload)],
     )
     return await _replace(client, automation)
+
+
+async def create_failure_alert(client: PrefectClient, block_id: UUID, deployment_name: str) -> UUID:
+    """POST to the webhook when a nightly run ends Failed, Crashed, Cancelled or TimedOut."""
+    return await _webhook_on_nightly_runs(
+        client,
+        ALERT_NAME,
+        f"POST to the {WEBHOOK_BLOCK_NAME!r} webhook when a run of {deployment_name} (any run "
+        f"tagged {NIGHTLY_TAG!r}) ends {', '.join(BAD_ENDINGS)}, with its link and reason",
+        {f"prefect.flow-run.{state}" for state in BAD_ENDINGS},
+        block_id,
+        ALERT_PAYLOAD,
+    )
+
+
+async def create_drift_alert(client: PrefectClient, block_id: UUID, deployment_name: str) -> UUID:
+    """POST to the webhook when a nightly run's scores drifted from the version's held-out
+    predictions (the run's `review-scoring.drift.detected` event)."""
+    return await _webhook_on_nightly_runs(
+        client,
+        DRIFT_ALERT_NAME,
+        f"POST to the {WEBHOOK_BLOCK_NAME!r} webhook when a run of {deployment_name} (tagged "
+        f"{NIGHTLY_TAG!r}) finds its scores drifted from the model version's held-out test "
+        f"split (event {DRIFT_DETECTED}), with the PSI, the rows judged and the run's link",
+        {DRIFT_DETECTED},
+        block_id,
+        DRIFT_PAYLOAD,
+    )
 
 
 async def create_absence_alert(
@@ -273,4 +326,5 @@ async def create_alerts(
     created[ABSENCE_ALERT_NAME] = await create_absence_alert(
         client, block_id, deployment_name, windows.no_success
     )
+    created[DRIFT_ALERT_NAME] = await create_drift_alert(client, block_id, deployment_name)
     return created

@@ -353,6 +353,8 @@ def scoring_summary_text(record: dict[str, Any]) -> str:
         lines.append(f"table: {table.table} version {table.version} (nothing new)")
     if summary.drift.drifted:
         lines.append(f"drift: {summary.drift.message}")
+    if summary.words is not None and summary.words.verdict == "changed":
+        lines.append(f"words: {summary.words.message}")
     if summary.flow_run_url:
         lines.append(f"run: {summary.flow_run_url}")
     return "\n".join(lines)

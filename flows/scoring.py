@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
-from prefect.states import State
+from prefect.states import Completed, State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from pydantic import (
@@ -38,6 +38,7 @@ from tasks.scoring import (
 )
 from tasks.scoring.inputs import check_partition
 from tasks.scoring.model import preload_version
+from tasks.scoring.report import drift_headline
 from tasks.scoring.tasks import (
     plan_task,
     publish_summary_task,
@@ -440,7 +441,8 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
         if failures:
             message = f"{len(failures)} of {len(plan.jobs)} files failed: {message}"
         return fail_run(ScoringFailedError(message, record), message)
-    return record
+    # The verdict in the state's message: the runs list reads it without opening the run.
+    return Completed(message=drift_headline(summary), data=record)
 
 
 def run_scoring(params: ScoreParams) -> ScoringSummary:

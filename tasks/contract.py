@@ -1,6 +1,8 @@
 """What training and scoring agree on, declared once: the columns of review Parquet, the alias
 scoring reads and training promotes to, the threshold between the labels, the test metrics a
-version records, and the score histogram that drift is judged on. No Prefect, no Keras.
+version records, the score histogram that drift is judged on, and the words of the reviews
+(vocabulary coverage, lengths) that a change of language or source shows in first. No Prefect,
+no Keras.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from model_store import CHAMPION, PROMOTION_METRIC
@@ -18,6 +22,7 @@ __all__ = [
     "DEFAULT_ID_COLUMN",
     "HISTOGRAM_BINS",
     "LABEL_COLUMN",
+    "LENGTH_EDGES",
     "NEGATIVE_LABEL",
     "POSITIVE_LABEL",
     "POSITIVE_THRESHOLD",
@@ -25,6 +30,8 @@ __all__ = [
     "TEXT_COLUMN",
     "ConfusionMatrix",
     "EvaluationMetrics",
+    "TextCounts",
+    "TextProfile",
     "count_shares",
     "labels_for",
     "score_counts",
@@ -39,6 +46,59 @@ POSITIVE_THRESHOLD = 0.5
 POSITIVE_LABEL = "positive"
 NEGATIVE_LABEL = "negative"
 HISTOGRAM_BINS = 10
+# Review lengths in words, binned at these edges (below 10, 10-24, ..., 800 and more).
+LENGTH_EDGES = (10, 25, 50, 100, 200, 400, 800)
+# Token ids that say something of the text (tasks/text.py): every review starts with START,
+# and a word outside the vocabulary is OOV.
+_START_ID, _OOV_ID = 1, 2
+
+
+class TextCounts(BaseModel):
+    """Counts over reviews' token ids: words, words outside the vocabulary, and reviews per
+    length bin. Adds up over batches and files."""
+
+    words: int = 0
+    oov_words: int = 0
+    length_counts: list[int] = Field(default_factory=lambda: [0] * (len(LENGTH_EDGES) + 1))
+
+    @classmethod
+    def of(cls, ids: pa.ListArray | pa.LargeListArray) -> TextCounts:
+        """The counts of encoded reviews ([START, word ids...], before padding)."""
+        lengths = np.diff(ids.offsets.to_numpy()) - 1
+        values = ids.flatten()
+        bins = np.searchsorted(np.array(LENGTH_EDGES), lengths, side="right")
+        return cls(
+            words=int(lengths.sum()),
+            oov_words=int(pc.sum(pc.equal(values, _OOV_ID)).as_py() or 0),
+            length_counts=np.bincount(bins, minlength=len(LENGTH_EDGES) + 1).tolist(),
+        )
+
+    def __add__(self, other: TextCounts) -> TextCounts:
+        return TextCounts(
+            words=self.words + other.words,
+            oov_words=self.oov_words + other.oov_words,
+            length_counts=[
+                a + b for a, b in zip(self.length_counts, other.length_counts, strict=True)
+            ],
+        )
+
+    def profile(self) -> TextProfile:
+        return TextProfile(
+            reviews=int(sum(self.length_counts)),
+            oov_share=round(self.oov_words / self.words, 6) if self.words else 0.0,
+            length_histogram=count_shares(self.length_counts),
+        )
+
+
+class TextProfile(BaseModel):
+    """What a set of reviews looks like to a version's vocabulary: the share of its words the
+    vocabulary does not know, and how long the reviews are (shares per LENGTH_EDGES bin)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reviews: int
+    oov_share: float
+    length_histogram: list[float]
 
 
 def labels_for(scores: np.ndarray) -> np.ndarray:
@@ -86,6 +146,8 @@ class EvaluationMetrics(BaseModel):
     confusion_matrix: ConfusionMatrix
     test_positive_rate: float
     test_score_histogram: list[float] = Field(min_length=HISTOGRAM_BINS, max_length=HISTOGRAM_BINS)
+    # The training split's words: what scoring compares its inputs with (None: older versions).
+    training_text: TextProfile | None = None
 
     @classmethod
     def from_manifest(cls, metrics: Mapping[str, Any]) -> EvaluationMetrics | None:

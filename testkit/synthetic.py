@@ -39,10 +39,11 @@ def make_review(positive: bool, generator: random.Random) -> str:
     )
 
 
-def write_labeled_parquet(path: Path, rows: int, seed: int) -> Path:
-    """Balanced labeled reviews with review_id, text and label columns."""
+def write_labeled_parquet(path: Path, rows: int, seed: int, positive_only: bool = False) -> Path:
+    """Balanced labeled reviews with review_id, text and label columns (all positive, a source
+    that has changed, with `positive_only`)."""
     generator = random.Random(seed)
-    labels = [index % 2 for index in range(rows)]
+    labels = [1 if positive_only else index % 2 for index in range(rows)]
     generator.shuffle(labels)
     table = pa.table(
         {

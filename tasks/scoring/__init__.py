@@ -50,7 +50,7 @@ from tasks.scoring.records import (
     ScoringSummary,
     SkippedInput,
 )
-from tasks.scoring.summary import compare_score_distributions, summarize_run
+from tasks.scoring.summary import compare_score_distributions, compare_words, summarize_run
 
 __all__ = [
     "COMPLETION_MARKER",
@@ -75,6 +75,7 @@ __all__ = [
     "SkippedInput",
     "classify_texts",
     "compare_score_distributions",
+    "compare_words",
     "compiled_predictor",
     "encode_for_model",
     "keras_predictor",

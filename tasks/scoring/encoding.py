@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tasks.contract import TextCounts
 from tasks.scoring.contract import (
     STATUS_EMPTY_TEXT,
     STATUS_INVALID_UTF8,
@@ -17,7 +18,12 @@ from tasks.scoring.contract import (
 from tasks.scoring.model import ScoringModel
 from tasks.text import encode_texts, is_text_type, pad_sequences
 
-__all__ = ["classify_texts", "encode_for_model", "repair_other_text_columns"]
+__all__ = [
+    "classify_texts",
+    "encode_and_count",
+    "encode_for_model",
+    "repair_other_text_columns",
+]
 
 
 def _invalid_utf8_mask(text: pa.Array) -> np.ndarray:
@@ -120,8 +126,15 @@ def classify_texts(column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.nda
 
 def encode_for_model(texts: pa.Array, model: ScoringModel) -> np.ndarray:
     """The training code path: encode_texts then pad_sequences with the version's vocabulary."""
+    return encode_and_count(texts, model)[0]
+
+
+def encode_and_count(texts: pa.Array, model: ScoringModel) -> tuple[np.ndarray, TextCounts]:
+    """encode_for_model, and what the texts' words look like to the vocabulary (before the
+    padding cuts them): words, words it does not know, review lengths."""
     vocabulary = model.vocabulary
     sequences = encode_texts(texts, vocabulary)
-    return pad_sequences(
+    padded = pad_sequences(
         sequences, vocabulary.maxlen, padding=vocabulary.padding, truncating=vocabulary.truncating
     )
+    return padded, TextCounts.of(sequences)

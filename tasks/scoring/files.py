@@ -27,13 +27,14 @@ from tasks.contract import (
     DEFAULT_ID_COLUMN,
     HISTOGRAM_BINS,
     POSITIVE_THRESHOLD,
+    TextCounts,
     labels_for,
     score_counts,
 )
 from tasks.scoring.contract import STATS_KEY, OutputLayout, output_layout
 from tasks.scoring.encoding import (
     classify_texts,
-    encode_for_model,
+    encode_and_count,
     flag_repaired_rows,
     repair_other_text_columns,
 )
@@ -171,6 +172,7 @@ class _PreparedBatch:
     ok_mask: np.ndarray
     rows_to_score: int
     model_inputs: Any  # what the model's prepare step made of the padded ids
+    text_counts: TextCounts
 
 
 def _read_batches(
@@ -202,9 +204,15 @@ def _preparer(
         statuses, ok_mask, texts = flag_repaired_rows(
             *classify_texts(batch.column(job.text_column)), repaired
         )
-        token_ids = encode_for_model(texts, model)
+        token_ids, text_counts = encode_and_count(texts, model)
         return _PreparedBatch(
-            batch, first_row, statuses, ok_mask, len(token_ids), model.prepare(token_ids)
+            batch,
+            first_row,
+            statuses,
+            ok_mask,
+            len(token_ids),
+            model.prepare(token_ids),
+            text_counts,
         )
 
     return prepare
@@ -236,6 +244,7 @@ class _Tally:
         self.counts = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
         self.batch_status_counts: list[dict[str, int]] = []
         self.ids: list[pa.Array] = []
+        self.text_counts = TextCounts()
 
     def add(self, statuses: pa.Array, predicted: np.ndarray, review_ids: pa.Array) -> None:
         self.rows += len(statuses)
@@ -258,6 +267,7 @@ class _Tally:
             "null_ids": null_ids,
             "duplicate_ids": 0 if ids_are_row_numbers else self.rows - null_ids - distinct,
             "input_sha256": input_sha256,
+            "text_counts": self.text_counts.model_dump(),
         }
 
 
@@ -298,6 +308,7 @@ def _write_batches(
         columns.extend(prepared.batch.column(name) for name, _ in layout.carried)
         writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=layout.schema))
         tally.add(prepared.statuses, predicted, review_ids)
+        tally.text_counts += prepared.text_counts
     return tally
 
 
@@ -317,6 +328,8 @@ def _file_result(
         duplicate_ids=int(stats.get("duplicate_ids", 0)),
         seconds=round(time.perf_counter() - started, 3),
         input_sha256=str(stats["input_sha256"]),
+        # Outputs written before the words were counted have none: an empty count.
+        text_counts=TextCounts.model_validate(stats.get("text_counts") or {}),
     )
 
 

@@ -250,4 +250,5 @@ def resolve_model(
         manifest_sha256=store.manifest_sha256(name, version),
         test_score_histogram=metrics.test_score_histogram if metrics else None,
         test_positive_rate=metrics.test_positive_rate if metrics else None,
+        training_text=metrics.training_text if metrics else None,
     )

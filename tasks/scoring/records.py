@@ -9,12 +9,13 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from storage import UserError
-from tasks.contract import TEXT_COLUMN
+from tasks.contract import TEXT_COLUMN, TextCounts, TextProfile
 from tasks.parquet_files import SkippedInput
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DriftReport",
+    "DriftVerdict",
     "EarlierVersions",
     "FileFailure",
     "FileResult",
@@ -28,6 +29,8 @@ __all__ = [
     "ScoringSummary",
     "SkippedInput",
     "TableCommit",
+    "WordsReport",
+    "WordsVerdict",
     "total_status_counts",
 ]
 
@@ -71,6 +74,9 @@ class ResolvedModel(BaseModel):
     )
     test_score_histogram: list[float] | None = None
     test_positive_rate: float | None = None
+    training_text: TextProfile | None = Field(
+        default=None, description="The words of the version's training split"
+    )
 
 
 class ScoringJob(BaseModel):
@@ -106,6 +112,7 @@ class FileResult(BaseModel):
     duplicate_ids: int = 0
     seconds: float
     input_sha256: str
+    text_counts: TextCounts = Field(default_factory=TextCounts)
 
 
 class EarlierVersions(BaseModel):
@@ -205,9 +212,15 @@ class FileFailure(BaseModel):
     error: str
 
 
-class DriftReport(BaseModel):
-    """This run's score distribution next to the one on the model's test split."""
+DriftVerdict = Literal[
+    "drift", "no drift", "too few rows to judge", "nothing scored", "no reference"
+]
 
+
+class DriftReport(BaseModel):
+    """This run's score distribution next to the one on the model's held-out test split."""
+
+    verdict: DriftVerdict = "no reference"
     rows: int
     run_histogram: list[float]
     test_histogram: list[float] | None
@@ -216,6 +229,23 @@ class DriftReport(BaseModel):
     psi: float | None
     threshold: float
     drifted: bool
+    message: str
+
+
+WordsVerdict = Literal["changed", "as in training", "too few reviews to judge", "no reference"]
+
+
+class WordsReport(BaseModel):
+    """This run's reviews as the version's vocabulary sees them, next to its training split's:
+    a change of language or source shows here before the scores move."""
+
+    verdict: WordsVerdict
+    reviews: int
+    oov_share: float | None = Field(description="Share of words outside the vocabulary")
+    training_oov_share: float | None
+    length_histogram: list[float]
+    training_length_histogram: list[float] | None
+    length_psi: float | None = Field(description="PSI of review lengths against training")
     message: str
 
 
@@ -246,6 +276,7 @@ class ScoringSummary(BaseModel):
     rows_per_second: float
     seconds: float
     drift: DriftReport
+    words: WordsReport | None = None
     failures: list[FileFailure]
     files: list[FileResult]
     skipped_inputs: list[SkippedInput] = Field(default_factory=list)

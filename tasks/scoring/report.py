@@ -13,7 +13,62 @@ from tasks.contract import HISTOGRAM_BINS
 from tasks.scoring.contract import STATUS_OK
 from tasks.scoring.records import ScoringSummary
 
-__all__ = ["rejected_text", "render_distribution_markdown", "summary_table"]
+__all__ = [
+    "DRIFT_DETECTED",
+    "drift_event",
+    "drift_headline",
+    "rejected_text",
+    "render_distribution_markdown",
+    "summary_table",
+]
+
+# The event each scoring run emits with its drift verdict; automations subscribe to these names.
+DRIFT_DETECTED = "review-scoring.drift.detected"
+_DRIFT_EVENTS = {
+    "drift": DRIFT_DETECTED,
+    "no drift": "review-scoring.drift.not-detected",
+}
+_NOT_JUDGED = "review-scoring.drift.not-judged"
+
+
+def drift_headline(summary: ScoringSummary) -> str:
+    """The verdict in a few words, for the run's final state (what the runs list shows)."""
+    drift = summary.drift
+    if drift.verdict in ("drift", "no drift"):
+        return (
+            f"{drift.verdict}: PSI {drift.psi:.4f} over {drift.rows:,} rows "
+            f"(threshold {drift.threshold:g})"
+        )
+    if drift.verdict == "too few rows to judge":
+        return f"drift: too few rows to judge ({drift.rows:,})"
+    return f"drift: not judged ({drift.verdict})"
+
+
+def drift_event(summary: ScoringSummary) -> tuple[str, dict[str, Any]]:
+    """The event's name and payload: the verdict, the PSI, the rows judged, the model."""
+    drift = summary.drift
+    return _DRIFT_EVENTS.get(drift.verdict, _NOT_JUDGED), {
+        "verdict": drift.verdict,
+        "psi": drift.psi,
+        "threshold": drift.threshold,
+        "rows": drift.rows,
+        "message": drift.message,
+        "model_name": summary.model_name,
+        "model_version": summary.model_version,
+        "model_manifest_sha256": summary.model_manifest_sha256,
+        # The words (vocabulary coverage and lengths against training), which move first.
+        **(
+            {
+                "words_verdict": summary.words.verdict,
+                "oov_share": summary.words.oov_share,
+                "training_oov_share": summary.words.training_oov_share,
+                "length_psi": summary.words.length_psi,
+                "words_message": summary.words.message,
+            }
+            if summary.words
+            else {}
+        ),
+    }
 
 
 def rejected_text(status_counts: Mapping[str, int]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 from prefect import task
@@ -25,7 +26,12 @@ from tasks.scoring.records import (
     ScoringSummary,
     TableCommit,
 )
-from tasks.scoring.report import rejected_text, render_distribution_markdown, summary_table
+from tasks.scoring.report import (
+    drift_event,
+    rejected_text,
+    render_distribution_markdown,
+    summary_table,
+)
 from tasks.scoring.summary import summarize_run
 from tasks.scoring.table import sync_predictions_table, table_location
 from tasks.scoring.writing import settle_output_folders
@@ -299,5 +305,26 @@ def publish_summary_task(summary: ScoringSummary) -> None:
         )
     if summary.drift.drifted:
         logger.warning("drift: %s", summary.drift.message)
-    elif summary.drift.psi is None:
+    else:
         logger.info("%s", summary.drift.message)
+    if summary.words is not None:
+        changed = summary.words.verdict == "changed"
+        logger.log(logging.WARNING if changed else logging.INFO, "words: %s", summary.words.message)
+    emit_drift_event(summary)
+
+
+def emit_drift_event(summary: ScoringSummary) -> None:
+    """The run's drift verdict as a Prefect event about the run (the deployment, flow and tags
+    come along as related resources), for automations to act on."""
+    from prefect.events import emit_event
+    from prefect.runtime import flow_run
+
+    name, payload = drift_event(summary)
+    emit_event(
+        event=name,
+        resource={
+            "prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
+            "prefect.resource.name": str(flow_run.name),
+        },
+        payload=payload,
+    )

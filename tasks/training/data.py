@@ -27,7 +27,7 @@ from storage import (
     locate,
     sha256_of_file,
 )
-from tasks.contract import LABEL_COLUMN, TEXT_COLUMN
+from tasks.contract import LABEL_COLUMN, TEXT_COLUMN, TextCounts, TextProfile
 from tasks.parquet_files import find_parquet_files
 from tasks.text import (
     DEFAULT_MAXLEN,
@@ -93,6 +93,7 @@ class PaddedData:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    training_text: TextProfile | None = None  # the training split's words, before padding
 
 
 def _fingerprint_line(name: str, local_file: Path) -> str:
@@ -400,4 +401,5 @@ def pad_data(data: LabeledData) -> PaddedData:
         y_train=data.train_labels.astype(np.float32),
         x_test=pad(data.test_ids),
         y_test=data.test_labels.astype(np.float32),
+        training_text=TextCounts.of(data.train_ids).profile(),
     )

@@ -65,6 +65,7 @@ def evaluate_model(
         ),
         test_positive_rate=round(float(predicted.mean()), 6),
         test_score_histogram=score_histogram(scores),
+        training_text=data.training_text,
     )
 
 

@@ -2,7 +2,7 @@
 step and process workers: a night that never completes alerts; a host lost mid-run (kill -9 of
 the worker and of the run's process) ends its run Crashed and alerts within 3 minutes, and the
 next night runs; a run cancelled by the concurrency limit and one past its timeout alert with
-their reasons.
+their reasons; a night whose scores drifted says so in its state and alerts (item 7).
 
 Nothing is mocked: the run stops itself (SIGSTOP at a fault point) so that it is mid-scoring
 when the host goes, then the worker's process group and the run's process are killed.
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from flows.alerts import ABSENCE_ALERT_NAME, ALERT_NAME, LOST_RUN_NAME
+from flows.alerts import ABSENCE_ALERT_NAME, ALERT_NAME, DRIFT_ALERT_NAME, LOST_RUN_NAME
 from flows.deploy import NIGHTLY_SCORING
 from storage.faults import FAULT_VARIABLE
 from testkit.servers import (
@@ -102,7 +102,7 @@ def test_absent_nights_lost_hosts_and_cancelled_runs_all_alert(
         deploy = deploy_project(client_environment, receiver.url)
         deployed = time.monotonic()
         assert deploy.returncode == 0, f"{deploy.stdout[-3000:]}\n{deploy.stderr[-3000:]}"
-        for name in (ALERT_NAME, LOST_RUN_NAME, ABSENCE_ALERT_NAME):
+        for name in (ALERT_NAME, LOST_RUN_NAME, ABSENCE_ALERT_NAME, DRIFT_ALERT_NAME):
             assert name in deploy.stdout, deploy.stdout
 
         with SyncPrefectClient(api=server.api_url) as client:
@@ -184,7 +184,10 @@ def test_absent_nights_lost_hosts_and_cancelled_runs_all_alert(
             )
             assert "exceeded timeout of 1.0 second" in timed_out_alert["message"], timed_out_alert
 
-            # --- the next night starts normally, on a new host --------------------------------
+            # --- the next night starts normally, on a new host; its source changed: drift ----
+            write_labeled_parquet(
+                tmp_path / "reviews" / "changed.parquet", 400, 5, positive_only=True
+            )
             second_host = start_worker(client_environment, tmp_path / "host-2")
             try:
                 next_night = client.create_flow_run_from_deployment(nightly.id)
@@ -192,6 +195,14 @@ def test_absent_nights_lost_hosts_and_cancelled_runs_all_alert(
             finally:
                 second_host.stop()
             assert next_night.state.type == StateType.COMPLETED, describe(next_night)
+            # Item 7: the verdict is in the runs list (the state's message) and alerts.
+            assert next_night.state.message.startswith("drift: PSI"), describe(next_night)
+            drift_alert = wait_until(
+                lambda: alert_for(receiver, next_night.id, "Drift"), 60, "the drift alert"
+            )
+            assert drift_alert["rows"] >= 400 and drift_alert["psi"] > 0.2, drift_alert
+            assert drift_alert["url"] == server.flow_run_page(next_night.id)
+            assert drift_alert["deployment"] == "nightly"
             # Only the bad endings alerted: the completed night did not.
             assert alert_for(receiver, next_night.id, "Completed") is None
 

@@ -291,20 +291,30 @@ def test_the_automations_read_in_words(journey: Journey) -> None:
     UI: its name, what it does, its trigger with the tag and the states, not "A custom trigger"."""
     from playwright.sync_api import expect
 
-    from flows.alerts import ABSENCE_ALERT_NAME, ALERT_NAME, BAD_ENDINGS, LOST_RUN_NAME
+    from flows.alerts import (
+        ABSENCE_ALERT_NAME,
+        ALERT_NAME,
+        BAD_ENDINGS,
+        DRIFT_ALERT_NAME,
+        LOST_RUN_NAME,
+    )
 
     page = journey.browser.open(f"{journey.server.url}/automations")
-    for name in (LOST_RUN_NAME, ALERT_NAME, ABSENCE_ALERT_NAME):
+    for name in (LOST_RUN_NAME, ALERT_NAME, ABSENCE_ALERT_NAME, DRIFT_ALERT_NAME):
         expect(page.get_by_text(name, exact=True)).to_be_visible()
     expect(page.get_by_text(re.compile("sends none for 90 s .* is set Crashed"))).to_be_visible()
     expect(page.get_by_text(re.compile("has Completed for 26 h"))).to_be_visible()
+    expect(page.get_by_text(re.compile("finds its scores drifted .* with the PSI"))).to_be_visible()
+    # The run-state automations read as such; the drift one (a project event, which the UI
+    # calls "A custom trigger") reads in its description, checked above.
     triggers = page.locator(".automation-trigger-description-flow-run-state")
     expect(triggers).to_have_count(3)
+    bad_endings = triggers.filter(has_text="enters")
     for state in BAD_ENDINGS:
-        expect(triggers.nth(1).get_by_text(state, exact=True)).to_be_visible()
-    expect(triggers.nth(1)).to_contain_text("When any flow run with the tag")
-    expect(triggers.nth(1)).to_contain_text("nightly")
-    expect(page.get_by_text("A custom trigger")).to_have_count(0)
+        expect(bad_endings.get_by_text(state, exact=True)).to_be_visible()
+    expect(bad_endings).to_contain_text("When any flow run with the tag")
+    expect(bad_endings).to_contain_text("nightly")
+    expect(page.get_by_text("A custom trigger")).to_have_count(1)
     journey.browser.screenshot(page, "automations", full_page=True)
     page.close()
 

@@ -60,3 +60,20 @@ def test_the_metrics_record_round_trips_through_a_manifest_and_holds_the_promoti
     # A version that recorded other metrics (or a histogram of other bins) has none of these.
     assert EvaluationMetrics.from_manifest({"accuracy": 0.9}) is None
     assert EvaluationMetrics.from_manifest({**METRICS, "test_score_histogram": [1.0]}) is None
+
+
+def test_text_counts_count_words_unknown_words_and_lengths_and_add_up() -> None:
+    import pyarrow as pa
+
+    from tasks.contract import LENGTH_EDGES, TextCounts
+
+    # [START, ids...]: OOV is 2; the reviews have 3 words (one unknown) and 12 words (none).
+    ids = pa.array([[1, 5, 2, 7], [1, *range(4, 16)]], type=pa.large_list(pa.int32()))
+    counts = TextCounts.of(ids)
+    assert (counts.words, counts.oov_words) == (15, 1)
+    assert counts.length_counts == [1, 1] + [0] * (len(LENGTH_EDGES) - 1)
+    both = counts + counts
+    assert (both.words, both.oov_words, both.length_counts[:2]) == (30, 2, [2, 2])
+    profile = both.profile()
+    assert (profile.reviews, profile.oov_share) == (4, round(2 / 30, 6))
+    assert profile.length_histogram[:2] == [0.5, 0.5]
