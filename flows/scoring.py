@@ -321,7 +321,8 @@ def score_files(
         except Exception as error:  # the task's own failure: recorded, not fatal to others
             # Shown in the UI and alerts: the path under the input root, not where data lives.
             message = f"{type(error).__name__}: {error}".replace(job.input_path, job.relative_path)
-            if isinstance(error, TimeoutError):
+            # The state says it: the timeout may land where it surfaces as another error.
+            if isinstance(error, TimeoutError) or future.state.name == "TimedOut":
                 message = (
                     f"took longer than {file_timeout_seconds:g} s to score "
                     "(REVIEW_SCORING_FILE_TIMEOUT_SECONDS)"

@@ -260,8 +260,12 @@ def summarize_task(
     from prefect.runtime import flow_run
 
     summary = summarize_run(model, plan, results, failures, seconds, drift_threshold, folders)
+    from prefect.settings import get_current_settings
+
     run_id = str(flow_run.id) if flow_run.id else None
-    return summary.model_copy(update={"flow_run_id": run_id, "flow_run_url": flow_run.ui_url})
+    # A temporary server has no UI: no page to link (Prefect would write "None/flow-runs/...").
+    url = flow_run.ui_url if get_current_settings().ui_url else None
+    return summary.model_copy(update={"flow_run_id": run_id, "flow_run_url": url})
 
 
 @task(name="publish-summary", cache_policy=NO_CACHE)

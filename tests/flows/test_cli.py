@@ -396,3 +396,24 @@ def test_logs_switch_to_json_lines_with_the_run_the_file_and_the_counts(
     [summary] = [record for record in records if "files_scored" in record]
     assert (summary["files_scored"], summary["files_failed"], summary["rows_ok"]) == (1, 0, 30)
     assert summary["flow_run_id"] == scored["flow_run_id"]
+
+
+def test_a_run_on_a_temporary_server_links_no_page(tiny_model_store: Path, tmp_path: Path) -> None:
+    """Without PREFECT_API_URL the command runs on a temporary server that has no UI: its summary
+    must not link to "None/flow-runs/...", as it did."""
+    from testkit.scoring import write_reviews
+    from testkit.synthetic import TINY_MODEL_NAME
+
+    write_reviews(tmp_path / "reviews" / "day1.parquet", rows=5, seed=1)
+    command = [sys.executable, "-m", "flows.cli", "score", "--model-name", TINY_MODEL_NAME]
+    command += ["--model-store-root", str(tiny_model_store), "--input-path"]
+    command += [str(tmp_path / "reviews"), "--output-root", str(tmp_path / "out")]
+    environment = project_environment(tmp_path)
+    environment["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    environment["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+    child = subprocess.run(
+        command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert "None/" not in child.stdout and "run: " not in child.stdout, child.stdout
+    assert child.stdout.startswith(f"{TINY_MODEL_NAME} v1: 1 files scored"), child.stdout

@@ -53,13 +53,18 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def score(model_store_root: Path, environment: dict[str, str]) -> tuple[int, str, float]:
-    """`review-scoring score` of s3://reviews-bucket/reviews: exit status, stderr, seconds."""
+def score(
+    model_store_root: Path,
+    environment: dict[str, str],
+    input_path: str = "s3://reviews-bucket/reviews",
+    output_root: str = "/tmp/unused",
+) -> tuple[int, str, float]:
+    """`review-scoring score` (of s3://reviews-bucket/reviews): exit status, stderr, seconds."""
     from prefect.settings import PREFECT_API_URL
 
     command = [sys.executable, "-m", "flows.cli", "score", "--model-name", TINY_MODEL_NAME]
     command += ["--model-store-root", str(model_store_root)]
-    command += ["--input-path", "s3://reviews-bucket/reviews", "--output-root", "/tmp/unused"]
+    command += ["--input-path", input_path, "--output-root", output_root]
     base = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     started = time.monotonic()
     completed = subprocess.run(
@@ -136,4 +141,24 @@ def test_an_unknown_bucket_fails_in_one_line_naming_it(
     assert error_line(stderr) == (
         "error: input_path: bucket reviews-bucket does not exist (s3://reviews-bucket/reviews); "
         "create it, or point input_path at a bucket that does"
+    )
+
+
+def test_a_missing_output_bucket_fails_in_one_line_naming_it(
+    prefect_api: None, model_store_root: Path, s3_server: S3Server, tmp_path: Path
+) -> None:
+    from testkit.scoring import write_reviews
+
+    write_reviews(tmp_path / "reviews" / "day1.parquet", rows=5, seed=1)
+    status, stderr, _ = score(
+        model_store_root,
+        {"AWS_ENDPOINT_URL": s3_server.endpoint_url},
+        input_path=str(tmp_path / "reviews"),
+        output_root="s3://no-such-output-bucket/nightly",
+    )
+    assert status == 1, stderr[-3000:]
+    assert error_line(stderr) == (
+        "error: output_root: bucket no-such-output-bucket does not exist "
+        "(s3://no-such-output-bucket/nightly); create it, or point output_root at a bucket "
+        "that does"
     )
