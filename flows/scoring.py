@@ -256,6 +256,21 @@ def dask_workers(runner: TaskRunner[Any]) -> int | None:
     return len(runner.client.scheduler_info()["workers"])
 
 
+def _timed_out(error: BaseException, future: PrefectFuture[FileResult]) -> bool:
+    """Whether a file's task failed by its timeout: its state says so, or the timeout is in
+    the error's chain (it may land in the engine's own setup and surface as another error)."""
+    if future.state.name == "TimedOut":
+        return True
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _failure(job: ScoringJob, message: str) -> FileFailure:
     return FileFailure(
         input_path=job.input_path,
@@ -321,8 +336,7 @@ def score_files(
         except Exception as error:  # the task's own failure: recorded, not fatal to others
             # Shown in the UI and alerts: the path under the input root, not where data lives.
             message = f"{type(error).__name__}: {error}".replace(job.input_path, job.relative_path)
-            # The state says it: the timeout may land where it surfaces as another error.
-            if isinstance(error, TimeoutError) or future.state.name == "TimedOut":
+            if _timed_out(error, future):
                 message = (
                     f"took longer than {file_timeout_seconds:g} s to score "
                     "(REVIEW_SCORING_FILE_TIMEOUT_SECONDS)"
@@ -438,7 +452,7 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
         problems.append(summary.table.error)
     if problems:
         # Ending Failed makes alerts fire; the outputs of the other files stay in place.
-        message = "; ".join(problems)
+        message = "; ".join(dict.fromkeys(problems))  # the same reason once
         if failures:
             message = f"{len(failures)} of {len(plan.jobs)} files failed: {message}"
         return fail_run(ScoringFailedError(message, record), message)

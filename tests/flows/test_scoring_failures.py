@@ -212,13 +212,13 @@ def test_a_file_that_takes_longer_than_its_timeout_fails_naming_the_setting(
     """Each file's task has a timeout (REVIEW_SCORING_FILE_TIMEOUT_SECONDS): a file that hangs
     fails alone, in words that say which setting bounds it, instead of holding the night."""
     inputs = tmp_path / "reviews"
-    write_reviews(inputs / "a.parquet", rows=20, seed=1)
-    monkeypatch.setenv("REVIEW_SCORING_FILE_TIMEOUT_SECONDS", "0.001")
+    write_reviews(inputs / "a.parquet", rows=200_000, seed=1)  # seconds to score, even here
+    monkeypatch.setenv("REVIEW_SCORING_FILE_TIMEOUT_SECONDS", "1")
     state = score_flow(params_for(model_store_root, inputs, tmp_path / "out"), return_state=True)
     assert state.is_failed()
     [failure] = state.result(raise_on_failure=False).summary["failures"]
     assert failure["error"] == (
-        "took longer than 0.001 s to score (REVIEW_SCORING_FILE_TIMEOUT_SECONDS)"
+        "took longer than 1 s to score (REVIEW_SCORING_FILE_TIMEOUT_SECONDS)"
     ), failure
     monkeypatch.setenv("REVIEW_SCORING_FILE_TIMEOUT_SECONDS", "600")
     state = score_flow(params_for(model_store_root, inputs, tmp_path / "out"), return_state=True)
