@@ -74,6 +74,22 @@ def wait_until(
         time.sleep(interval)
 
 
+def stopped_process(marker: bytes) -> tuple[int, int] | None:
+    """(pid, parent pid) of a stopped (SIGSTOP) process whose environment holds `marker`, a
+    `NAME=value` line: the one a fault point stopped, for a test to kill as a lost machine."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if fields[0] == "T" and marker in environment:
+            return int(entry.name), int(fields[1])
+    return None
+
+
 @dataclass
 class ManagedProcess:
     """A subprocess in its own process group, with its output in a log file."""

@@ -32,6 +32,7 @@ from testkit.servers import (
     prefect_server,
     project_environment,
     start_worker,
+    stopped_process,
     wait_for_final_state,
     wait_until,
 )
@@ -46,18 +47,8 @@ ALERT_DEADLINE_SECONDS = 180  # the issue's bound from the host's loss to the al
 
 def stopped_run_process(flow_run_id: object) -> int | None:
     """The pid of the stopped (SIGSTOP) process running that flow run, if there is one."""
-    marker = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            environment = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if state == "T" and marker in environment:
-            return int(entry.name)
-    return None
+    found = stopped_process(f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode())
+    return found[0] if found else None
 
 
 def alert_for(receiver: WebhookReceiver, flow_run_id: object, state: str) -> dict[str, Any] | None:

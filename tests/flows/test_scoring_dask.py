@@ -24,7 +24,7 @@ from testkit.dask_cluster import cluster_environment, running_dask_cluster
 from testkit.s3 import read_predictions, upload
 from testkit.scoring import s3_score_params as params_for
 from testkit.scoring import write_reviews
-from testkit.servers import wait_until
+from testkit.servers import stopped_process, wait_until
 from testkit.synthetic import TINY_MODEL_NAME
 
 pytestmark = pytest.mark.dask
@@ -92,21 +92,6 @@ def test_the_local_dask_runner_scores_from_and_to_object_storage(
     assert sorted(table.column("review_id").to_pylist()) == sorted(expected)
 
 
-def _stopped_worker(marker: bytes) -> tuple[int, int] | None:
-    """(pid, parent pid) of a stopped process whose environment holds `marker`."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            environment = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if fields[0] == "T" and marker in environment:
-            return int(entry.name), int(fields[1])
-    return None
-
-
 class _Killer(threading.Thread):
     """In the background: wait for the worker that stopped mid-file, then kill -9 it and its
     nanny (which would start it again): a machine of the cluster lost. `killed_at` is when."""
@@ -118,7 +103,7 @@ class _Killer(threading.Thread):
 
     def run(self) -> None:
         worker, nanny = wait_until(
-            lambda: _stopped_worker(self.marker), 180, "a Dask worker to stop mid-file"
+            lambda: stopped_process(self.marker), 180, "a Dask worker to stop mid-file"
         )
         for pid in (nanny, worker):
             with contextlib.suppress(ProcessLookupError):
