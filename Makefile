@@ -5,9 +5,14 @@ BIN := $(VENV)/bin
 # Local runs keep Prefect's SQLite database and settings inside the project.
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+# The UI's V1, not V2: Prefect 3.9's V2 bundle starts Amplitude (a request to amplitude.com) in
+# every browser whatever the analytics setting says; V1 calls nothing but this server.
+export PREFECT_SERVER_UI_V2_ENABLED ?= false
 # A new SQLite database is migrated as the embedded server starts: over Prefect's 20 s on 2 cores.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Prefect's console, less the tracebacks of SQLite locks that Prefect retries (tasks/log_format.py).
+export PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS ?= tasks.log_format.ConsoleHandler
 
 # LOG_FORMAT=json: every log line of the server, worker, runs and commands is one JSON object
 # (tasks/log_format.py), for Loki, Elasticsearch or CloudWatch; these are Prefect's own settings.
@@ -94,8 +99,11 @@ REVIEW_SCORING_PROJECT_DIR ?= $(CURDIR)
 
 # Work pools, the deployments of prefect.yaml, and the failure alert when
 # REVIEW_SCORING_ALERT_WEBHOOK_URL is set. REVIEW_SCORING_SCHEDULE_CRON / _TIMEZONE move the night.
+# DOCKER=yes adds the Docker pool and its nightly-docker deployment (for Docker workers only).
+DOCKER ?= no
 deploy: venv
-	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.deploy
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.deploy \
+		$(if $(filter yes,$(DOCKER)),--with-docker)
 
 # A worker for the project's process pool: it runs the deployments' flow runs as subprocesses.
 # Its health endpoint, http://127.0.0.1:$(WORKER_HEALTH_PORT)/health, answers 200 while it polls the

@@ -281,16 +281,82 @@ def _backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+# The `models` commands that change a model's versions or aliases: each is recorded in the model's
+# registry view in the Prefect UI (tasks/registry_view.py).
+_REGISTRY_CHANGES = ("promote", "rollback", "alias", "delete")
+
+
+def _models(args: argparse.Namespace) -> int:
+    """A `models` command; a change it made is added to the model's registry view."""
+    from flows.settings import get_settings
+    from model_store import ModelStore, ModelStoreError
+    from model_store.cli import run_models_command
+
+    store_root = get_settings().model_store_root
+    if args.models_command == "verify":
+        import tasks.layers  # noqa: F401 (safe-mode loading rebuilds the project's own layers)
+    changes = args.models_command in _REGISTRY_CHANGES and getattr(args, "alias_command", "") in (
+        "",
+        "set",
+        "remove",
+    )
+    if not changes:
+        return run_models_command(args, store_root)
+    store = ModelStore(store_root)
+    try:
+        before = store.aliases(args.name)
+        versions_before = {version.version for version in store.list_versions(args.name)}
+    except (ModelStoreError, UserError):
+        return run_models_command(args, store_root)  # it says what is wrong
+    code = run_models_command(args, store_root)
+    if code == 0:
+        _record_registry_change(store, args, before, versions_before)
+    return code
+
+
+def _record_registry_change(
+    store: Any, args: argparse.Namespace, before: dict[str, int], versions_before: set[int]
+) -> None:
+    """Add what the command changed to the registry view; a Prefect API that cannot be reached
+    costs one line on stderr, never the command's exit code (the store changed either way)."""
+    import getpass
+
+    from tasks.registry_view import alias_changes, publish_registry, registry_key
+
+    after = store.aliases(args.name)
+    deleted = sorted(
+        versions_before - {version.version for version in store.list_versions(args.name)}
+    )
+    command = (
+        " ".join(["review-scoring models", *sys.argv[2:]])
+        if sys.argv[1:2] == ["models"]
+        else (f"review-scoring models {args.models_command}")
+    )
+    changes = alias_changes(
+        args.name,
+        before,
+        after,
+        deleted,
+        reason=args.reason or f"`{command}` (no --reason given)",
+        by=f"command line ({getpass.getuser()})",
+        rolled_back=args.models_command == "rollback",
+    )
+    if not changes:
+        return
+    try:
+        publish_registry(str(store.root), args.name, changes)
+    except Exception as error:  # the store changed: the view is secondary
+        print(
+            f"note: the registry view {registry_key(args.name)} was not updated: {error}",
+            file=sys.stderr,
+        )
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "backfill":
         return _backfill(args)
     if args.command not in ("train", "score"):
-        from flows.settings import get_settings
-        from model_store.cli import run_models_command
-
-        if args.models_command == "verify":
-            import tasks.layers  # noqa: F401 (safe-mode loading rebuilds the project's own layers)
-        return run_models_command(args, get_settings().model_store_root)
+        return _models(args)
     run_flow, params_class = _flow_of(args.command)
     from flows.settings import get_settings
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -32,7 +33,9 @@ from flows.alerts import WEBHOOK_VARIABLE, AlertWindows, alert_windows, create_a
 if TYPE_CHECKING:
     from prefect import Flow
     from prefect.client.orchestration import PrefectClient
+    from pydantic import BaseModel
 
+    from flows.settings import Settings
     from storage import UserError
 
 __all__ = [
@@ -41,11 +44,13 @@ __all__ = [
     "NightlySchedule",
     "Project",
     "deploy_from_prefect_yaml",
+    "deploy_values",
     "ensure_work_pools",
     "enter_project_folder",
     "main",
     "nightly_schedule",
     "read_project",
+    "schedule_in_words",
 ]
 
 # The checkout holding prefect.yaml (the image keeps the same layout under /opt/review-scoring).
@@ -58,6 +63,16 @@ _DOCKER_DEPLOYMENT = "nightly-docker"
 PROJECT_DIR_VARIABLE = "REVIEW_SCORING_PROJECT_DIR"
 CRON_VARIABLE = "REVIEW_SCORING_SCHEDULE_CRON"
 TIMEZONE_VARIABLE = "REVIEW_SCORING_SCHEDULE_TIMEZONE"
+# The schedule in words ("nightly at 02:00 Europe/Paris") for the nightly deployment's description.
+IN_WORDS_VARIABLE = "REVIEW_SCORING_SCHEDULE_IN_WORDS"
+# The settings prefect.yaml pins in the process deployments' parameters, as `make deploy` reads
+# them: the run form and the deployment page show where a run reads and writes.
+PINNED_SETTINGS = {
+    "REVIEW_SCORING_INPUT_DIR": "input_dir",
+    "REVIEW_SCORING_OUTPUT_DIR": "output_dir",
+    "REVIEW_SCORING_MODEL_STORE_ROOT": "model_store_root",
+    "REVIEW_SCORING_MODEL_NAME": "model_name",
+}
 # What each type of work pool in prefect.yaml is for, said in the pool's description.
 POOL_DESCRIPTIONS = {
     "process": "Runs the review-scoring flows as local processes",
@@ -86,20 +101,27 @@ class DeploymentConfig:
     concurrency_limit: dict[str, Any] | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
 
-    def parameters_for(self, schedule: NightlySchedule) -> dict[str, Any]:
-        """The parameters with the schedule's placeholders filled in, as `prefect deploy`
-        fills them from the environment flows.deploy gives it."""
-        filled = {CRON_VARIABLE: schedule.cron, TIMEZONE_VARIABLE: schedule.timezone}
+    def filled(self, values: Mapping[str, str]) -> DeploymentConfig:
+        """This deployment with the placeholders of its description and parameters filled in
+        from `values` (deploy_values), as `prefect deploy` fills them from the environment
+        flows.deploy gives it."""
 
         def fill(value: Any) -> Any:
             if isinstance(value, dict):
                 return {key: fill(item) for key, item in value.items()}
             if isinstance(value, str):
-                for name, text in filled.items():
+                for name, text in values.items():
                     value = value.replace(f"{{{{ ${name} }}}}", text)
             return value
 
-        return fill(self.parameters)  # type: ignore[no-any-return]
+        return replace(self, description=fill(self.description), parameters=fill(self.parameters))
+
+    def params_model(self) -> type[BaseModel]:
+        """The pydantic model of the flow's one `params` argument (ScoreParams, TrainParams)."""
+        import inspect
+
+        default = inspect.signature(self.load_flow().fn).parameters["params"].default
+        return type(default)
 
     def load_flow(self) -> Flow[..., Any]:
         """The flow of the entrypoint (`flows/scoring.py:score_flow`), imported as a module."""
@@ -221,6 +243,66 @@ def __getattr__(name: str) -> str:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def schedule_in_words(schedule: NightlySchedule) -> str:
+    """'nightly at 02:00 Europe/Paris' for a daily cron; the cron itself with its zone otherwise.
+    The UI shows a schedule's time in the browser's zone without saying so; this says the zone."""
+    fields = schedule.cron.split()
+    if len(fields) == 5 and fields[0].isdigit() and fields[1].isdigit() and fields[2:] == ["*"] * 3:
+        hour, minute = int(fields[1]), int(fields[0])
+        when = "nightly" if hour < 6 or hour >= 20 else "every day"
+        return f"{when} at {hour:02d}:{minute:02d} {schedule.timezone}"
+    return f"on the cron schedule '{schedule.cron}' in {schedule.timezone}"
+
+
+def deploy_values(
+    schedule: NightlySchedule, project_dir: Path = PROJECT_DIR, settings: Settings | None = None
+) -> dict[str, str]:
+    """The values of prefect.yaml's placeholders: the schedule, in cron and in words, and the
+    settings pinned in the deployments' parameters. A relative path is made absolute from the
+    project folder, where every run starts; an object storage URI is kept as it is."""
+    from flows.settings import get_settings
+
+    settings = settings or get_settings()
+    values = {
+        CRON_VARIABLE: schedule.cron,
+        TIMEZONE_VARIABLE: schedule.timezone,
+        IN_WORDS_VARIABLE: schedule_in_words(schedule),
+    }
+    for variable, name in PINNED_SETTINGS.items():
+        value = str(getattr(settings, name))
+        if name != "model_name" and "://" not in value:
+            value = str((Path(project_dir) / value).resolve())
+        values[variable] = value
+    for deployment in read_project(project_dir).deployments:
+        filled = deployment.filled(values)
+        values[parameters_variable(deployment.name)] = parameters_table(
+            filled.params_model(), filled.parameters.get("params") or {}
+        )
+    return values
+
+
+def parameters_variable(deployment_name: str) -> str:
+    """The placeholder of a deployment's parameter table: REVIEW_SCORING_PARAMETERS_NIGHTLY."""
+    return "REVIEW_SCORING_PARAMETERS_" + deployment_name.upper().replace("-", "_")
+
+
+def parameters_table(model: type[BaseModel], given: Mapping[str, Any]) -> str:
+    """Every parameter of a deployment's runs, one a row, with the value they use (the
+    deployment's, else the default): the deployment page's readable list (the Parameters tab
+    shows the one `params` argument as a line of JSON, cut at its column). What each one is, the
+    run form says."""
+    values = model.model_validate(dict(given)).model_dump(mode="json")
+    rows = ["", "", "| parameter | this deployment's runs use |", "|---|---|"]
+    for name, value in values.items():
+        shown = (
+            "unset"
+            if value is None
+            else f"`{value if isinstance(value, str) else json.dumps(value)}`"
+        )
+        rows.append(f"| {name} | {shown} |")
+    return "\n".join(rows)
+
+
 def nightly_schedule(
     environ: Mapping[str, str] | None = None, project_dir: Path = PROJECT_DIR
 ) -> NightlySchedule:
@@ -276,15 +358,15 @@ async def ensure_work_pools(client: PrefectClient, work_pools: Mapping[str, str]
     return created
 
 
-def deploy_from_prefect_yaml(project_dir: Path, schedule: NightlySchedule) -> None:
-    """`prefect deploy --all` on the project's prefect.yaml, with the schedule filled in."""
-    environment = {
-        **os.environ,
-        CRON_VARIABLE: schedule.cron,
-        TIMEZONE_VARIABLE: schedule.timezone,
-        "PREFECT_CLI_PROMPT": "false",
-    }
-    command = [sys.executable, "-m", "prefect", "deploy", "--all", "--no-prompt"]
+def deploy_from_prefect_yaml(
+    project_dir: Path, values: Mapping[str, str], names: Sequence[str]
+) -> None:
+    """`prefect deploy` of the named deployments of the project's prefect.yaml, with its
+    placeholders filled in from `values` (deploy_values)."""
+    environment = {**os.environ, **values, "PREFECT_CLI_PROMPT": "false"}
+    command = [sys.executable, "-m", "prefect", "deploy", "--no-prompt"]
+    for name in names:
+        command += ["--name", name]
     subprocess.run(command, cwd=project_dir, env=environment, check=True)
 
 
@@ -304,6 +386,20 @@ async def _create_alerts(
         return await create_alerts(client, webhook_url, deployment_name, windows)
 
 
+def _name_upcoming_runs(full_names: Sequence[str]) -> int:
+    """Plan and name the deployments' next runs now (flows/run_names.py), rather than leave the
+    scheduler's random names in the Upcoming tab until the first night."""
+    from prefect.client.orchestration import get_client
+
+    from flows.run_names import name_upcoming_runs
+
+    with get_client(sync_client=True) as client:
+        return sum(
+            len(name_upcoming_runs(client, client.read_deployment_by_name(full_name).id))
+            for full_name in full_names
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Create the work pools, deploy prefect.yaml, and add the alert when its URL is set."""
     parser = argparse.ArgumentParser(prog="python -m flows.deploy", description=main.__doc__)
@@ -312,6 +408,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         default=Path.cwd(),
         help="Folder with prefect.yaml (default: the current one)",
+    )
+    parser.add_argument(
+        "--with-docker",
+        action="store_true",
+        help="Also create the Docker work pool and the nightly-docker deployment (`make deploy "
+        "DOCKER=yes`); without it nobody who runs no Docker worker sees a pool that is never ready",
     )
     args = parser.parse_args(argv)
     from prefect.settings import get_current_settings
@@ -328,25 +430,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         project = read_project(args.project_dir)
         schedule = nightly_schedule(project_dir=args.project_dir)
         windows = alert_windows(schedule.cron, schedule.timezone)
+        values = deploy_values(schedule, args.project_dir)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    docker_pool = project.work_pools["docker"]
+    deployments = [
+        deployment
+        for deployment in project.deployments
+        if args.with_docker or deployment.work_pool != docker_pool
+    ]
+    used_pools = {deployment.work_pool for deployment in deployments}
+    work_pools = {kind: name for kind, name in project.work_pools.items() if name in used_pools}
 
     api_url = get_current_settings().api.url
     try:
-        created = asyncio.run(_ensure_work_pools(project.work_pools))
+        created = asyncio.run(_ensure_work_pools(work_pools))
     except httpx.HTTPError as error:
         print(f"error: cannot reach the Prefect server at {api_url}: {error}", file=sys.stderr)
         return 1
-    pools = ", ".join(project.work_pools.values())
+    pools = ", ".join(work_pools.values())
     print(f"work pools {pools}: created {', '.join(created) or 'none'}")
     try:
-        deploy_from_prefect_yaml(args.project_dir, schedule)
+        deploy_from_prefect_yaml(
+            args.project_dir, values, [deployment.name for deployment in deployments]
+        )
     except subprocess.CalledProcessError as error:
         print(f"error: prefect deploy failed with status {error.returncode}", file=sys.stderr)
         return 1
     nightly = project.deployment(_ALERTED_DEPLOYMENT).full_name
-    print(f"{nightly}: cron {schedule.cron!r} in {schedule.timezone}")
+    print(f"{nightly}: {values[IN_WORDS_VARIABLE]} (cron {schedule.cron!r})")
+    named = _name_upcoming_runs([deployment.full_name for deployment in deployments])
+    print(f"upcoming runs named: {named}")
 
     webhook_url = os.environ.get(WEBHOOK_VARIABLE, "").strip()
     created = asyncio.run(_create_alerts(webhook_url, nightly, windows))

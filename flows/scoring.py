@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from flows.file_runs import load_on_workers, score_files
+from flows.run_names import name_this_deployments_upcoming_runs, scoring_run_name
 from flows.settings import NO_CREDENTIALS_SCHEMA, get_settings
 from storage import UserError, refuse_credentials_in
 from tasks.contract import CHAMPION, TEXT_COLUMN
@@ -70,7 +71,7 @@ class ScoreParams(BaseModel):
         default=None,
         min_length=1,
         description="Score only this partition folder under input_path, e.g. "
-        "'day={scheduled_date}': the run's scheduled date (YYYY-MM-DD) in `timezone`",
+        "'day={scheduled_date}': the run's scheduled date (YYYY-MM-DD) in the run's timezone",
     )
     timezone: str = Field(
         default="UTC",
@@ -81,8 +82,7 @@ class ScoreParams(BaseModel):
         json_schema_extra=NO_CREDENTIALS_SCHEMA,
         default=None,
         min_length=1,
-        description="Predictions go to <output root>/<model name>/v<N>/<input's relative path> "
-        "(defaults to settings)",
+        description="Predictions go to {output root}/{model name}/v{N}/{the input's relative path}",
     )
     model_name: str | None = Field(
         default=None, min_length=1, description="Defaults to the settings' name"
@@ -110,8 +110,8 @@ class ScoreParams(BaseModel):
     id_column: str | None = Field(
         default=None,
         min_length=1,
-        description="Column with the review id. Unset: `review_id` when a file has it, else "
-        "<relative path>:<row>; a column named here must be in every file",
+        description="Column with the review id. Unset: review_id when a file has it, else "
+        "{relative path}:{row}; a column named here must be in every file",
     )
     max_concurrent_files: int = Field(
         default=2, ge=1, le=256, description="How many files are scored at the same time"
@@ -140,7 +140,7 @@ class ScoreParams(BaseModel):
     )
     write_table: bool = Field(
         default=True,
-        description="Also commit the predictions to the Delta Lake table <output root>/"
+        description="Also commit the predictions to the Delta Lake table {output root}/"
         "_predictions, one commit per run, for readers that want one table",
     )
     drift_threshold: float = Field(
@@ -223,14 +223,14 @@ def scheduled_date(timezone_name: str) -> date:
 
 
 def score_run_name() -> str:
-    """`score 2026-11-29 champion`: a list of runs reads as a log of nights and models."""
+    """`score 2026-11-29 02:00 reviews v3 (champion)`: a list of runs reads as a log of nights,
+    inputs and model versions (flows/run_names.py)."""
     from prefect.runtime import flow_run
 
     params = flow_run.parameters.get("params")
     if not isinstance(params, ScoreParams):
         params = ScoreParams.model_validate(params or {})
-    partition = f" {params.partition}" if params.partition else ""
-    return f"score {scheduled_date(params.timezone).isoformat()} {params.model_ref}{partition}"
+    return scoring_run_name(params, flow_run.scheduled_start_time)
 
 
 def _run_timeout_seconds() -> float | None:
@@ -251,6 +251,7 @@ def score_flow(params: ScoreParams = ScoreParams()) -> dict[str, Any] | State[An
     run Failed with a message that says what and where; only bugs bring a traceback.
     """
     show_user_errors_as_one_line()
+    name_this_deployments_upcoming_runs()
     settings = get_settings().resolve(
         model_store_root=params.model_store_root,
         model_name=params.model_name,

@@ -20,6 +20,7 @@ from flows.deploy import (
     PROJECT_DIR,
     DeploymentConfig,
     NightlySchedule,
+    deploy_values,
     nightly_schedule,
     read_project,
 )
@@ -31,8 +32,8 @@ __all__ = ["build_deployments", "main"]
 
 
 def _runner_deployment(config: DeploymentConfig, schedule: NightlySchedule) -> RunnerDeployment:
-    """One deployment of prefect.yaml, to serve; its schedules are the nightly one filled in, as
-    flows.deploy fills them in for `prefect deploy` (each keeps its `active` flag)."""
+    """One deployment of prefect.yaml (its placeholders filled in, `DeploymentConfig.filled`), to
+    serve; its schedules are the nightly one, each keeping its `active` flag."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
 
@@ -41,7 +42,7 @@ def _runner_deployment(config: DeploymentConfig, schedule: NightlySchedule) -> R
         name=config.name,
         tags=config.tags,
         description=config.description,
-        parameters=config.parameters_for(schedule),
+        parameters=config.parameters,
         schedules=[
             Cron(schedule.cron, timezone=schedule.timezone, active=item.get("active", True))
             for item in config.schedules
@@ -63,8 +64,9 @@ def build_deployments(
     """The deployments of prefect.yaml's process pool (training on demand, scoring nightly)."""
     project = read_project(project_dir)
     schedule = schedule or nightly_schedule(project_dir=project_dir)
+    values = deploy_values(schedule, project_dir)
     return [
-        _runner_deployment(config, schedule)
+        _runner_deployment(config.filled(values), schedule)
         for config in project.deployments
         if config.work_pool == project.work_pools["process"]
     ]

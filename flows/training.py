@@ -1,14 +1,15 @@
-"""train_flow: check -> load -> pad -> train -> evaluate -> register -> promote, with its report."""
+"""train_flow: check -> load -> pad -> train -> evaluate -> register -> promote, with the model's
+registry view and the run's report."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.states import State
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
+from flows.run_names import training_run_name
 from flows.settings import NO_CREDENTIALS_SCHEMA, get_settings
 from model_store import PromotionMode
 from storage import UserError, refuse_credentials_in
@@ -23,6 +24,7 @@ from tasks.training.tasks import (
     pad_task,
     promote_task,
     register_task,
+    registry_view_task,
     report_task,
     train_task,
 )
@@ -42,8 +44,8 @@ class TrainingData(BaseModel):
         json_schema_extra=NO_CREDENTIALS_SCHEMA,
         default=None,
         min_length=1,
-        description="npz file, or Parquet folder/glob/file (a folder with train*.parquet and "
-        "test*.parquet is split by name)",
+        description="npz file, or Parquet folder/glob/file (a folder's files whose names start "
+        "with train and test are its two splits)",
     )
     test_path: str | None = Field(
         json_schema_extra=NO_CREDENTIALS_SCHEMA,
@@ -109,14 +111,13 @@ class TrainParams(TrainingConfig, TrainingData):
 
 
 def train_run_name() -> str:
-    """`train lstm on parquet imdb`: a list of runs reads as a log of recipes and data."""
+    """`train lstm on parquet imdb` (flows/run_names.py)."""
     from prefect.runtime import flow_run
 
     params = flow_run.parameters.get("params")
     if not isinstance(params, TrainParams):
         params = TrainParams.model_validate(params or {})
-    data = f" {Path(params.data_path).name}" if params.data_path else ""
-    return f"train {params.architecture} on {params.source}{data}"
+    return training_run_name(params)
 
 
 @flow(name="train", flow_run_name=train_run_name, log_prints=True)
@@ -158,6 +159,7 @@ def train_flow(params: TrainParams = TrainParams()) -> dict[str, object] | State
         data.fingerprint,
     )
     decision = promote_task(store_root, registered, params.promote)
+    registry_view_task(store_root, registered, metrics, decision)
     report_task(registered, metrics, decision)
     get_run_logger().info(
         "%s v%d: test accuracy %.4f, AUC %.4f",

@@ -89,6 +89,18 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     delete_parser.add_argument("name", help="model name")
     delete_parser.add_argument("ref", help=_REF_HELP)
+    for changing in (
+        promote_parser,
+        rollback_parser,
+        alias_set_parser,
+        alias_remove_parser,
+        delete_parser,
+    ):
+        changing.add_argument(
+            "--reason",
+            default="",
+            help="why, for the model's registry view in the Prefect UI (default: the command)",
+        )
     return parser
 
 

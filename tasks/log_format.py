@@ -1,4 +1,5 @@
-"""Logs a shipper can read: one JSON object a line (Loki, Elasticsearch, CloudWatch).
+"""Logs a shipper can read: one JSON object a line (Loki, Elasticsearch, CloudWatch); and a
+console without SQLite's retryable lock tracebacks.
 
 Switched on through Prefect's own logging settings, so that the worker, the flow-run processes
 it starts and the CLI all write the same lines (`make ... LOG_FORMAT=json` sets both):
@@ -10,6 +11,14 @@ Each object has `time` (UTC, ISO 8601), `level`, `logger`, `message`; the run's 
 `flow_run_name`, `task_run_id`, `task_run_name` where Prefect knows them; what the project's log
 calls add as `extra` (`input_file`, `rows`, `status_counts`, ...); and `exception`, the
 traceback as text, when there is one.
+
+`ConsoleHandler` (`make` sets `PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS` to it for the server,
+the worker and the commands) is Prefect's console handler without the tracebacks of a "database
+is locked" from SQLite: a write that met another one and is retried (a worker's heartbeat over
+its channel falls back to the REST API and reconnects). Prefect already keeps these out of its
+API's and its task queue's logs unless `PREFECT_SERVER_LOG_RETRYABLE_ERRORS` is set; its worker
+channel (new in 3.9) logs them, a traceback a minute on a busy 2-core machine. The setting still
+brings them back.
 """
 
 from __future__ import annotations
@@ -19,7 +28,35 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["JsonLines"]
+from prefect.logging.handlers import PrefectConsoleHandler
+
+__all__ = ["ConsoleHandler", "JsonLines", "is_retryable_sqlite_lock"]
+
+_SQLITE_LOCKED = "database is locked"
+
+
+def is_retryable_sqlite_lock(record: logging.LogRecord) -> bool:
+    """Whether the record's exception is SQLite's "database is locked", alone or wrapped by
+    SQLAlchemy: the errors Prefect counts as retryable."""
+    error = record.exc_info[1] if record.exc_info else None
+    while error is not None:
+        if type(error).__name__ == "OperationalError" and _SQLITE_LOCKED in str(error):
+            return True
+        error = error.__cause__ or getattr(error, "orig", None)
+    return False
+
+
+class ConsoleHandler(PrefectConsoleHandler):
+    """Prefect's console handler, less SQLite's retryable lock tracebacks (module docstring)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if is_retryable_sqlite_lock(record):
+            from prefect.settings import get_current_settings
+
+            if not get_current_settings().server.log_retryable_errors:
+                return False
+        return bool(super().filter(record))
+
 
 # What every LogRecord has: anything else on a record was given by the caller or Prefect.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

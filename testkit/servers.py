@@ -226,7 +226,6 @@ def project_environment(root: Path) -> dict[str, str]:
             "REVIEW_SCORING_OUTPUT_DIR": str(root / "predictions"),
             "REVIEW_SCORING_PROJECT_DIR": str(REPO),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "TF_CPP_MIN_LOG_LEVEL": "3",
         }
     )
     return environment
@@ -253,13 +252,13 @@ def start_worker(environment: Mapping[str, str], root: Path) -> ManagedProcess:
 
 
 def deploy_project(
-    environment: Mapping[str, str], webhook_url: str | None = None
+    environment: Mapping[str, str], webhook_url: str | None = None, *arguments: str
 ) -> subprocess.CompletedProcess[str]:
-    """`make deploy`'s step, `python -m flows.deploy`, with the failure alert when a webhook URL
-    is given; returns the finished process for the caller to check."""
+    """`make deploy`'s step, `python -m flows.deploy [arguments]`, with the failure alert when a
+    webhook URL is given; returns the finished process for the caller to check."""
     alert = {"REVIEW_SCORING_ALERT_WEBHOOK_URL": webhook_url} if webhook_url else {}
     return subprocess.run(
-        [sys.executable, "-m", "flows.deploy"],
+        [sys.executable, "-m", "flows.deploy", *arguments],
         cwd=REPO,
         env={**environment, **alert},
         capture_output=True,

@@ -27,11 +27,19 @@ from tasks.scoring.records import (
 )
 
 __all__ = [
+    "WHERE_REVIEWS_GO",
     "check_paths_do_not_overlap",
     "output_dir_for",
     "partition_input_path",
     "plan_jobs",
 ]
+
+# What a run with nothing to read tells its operator (a new checkout has no data/reviews).
+WHERE_REVIEWS_GO = (
+    "put review Parquet files there, or point input_path at them: in the run form for one run, "
+    "with --input-path on the command line, or for good with REVIEW_SCORING_INPUT_DIR then "
+    "`make deploy` (samples/reviews holds sample reviews)"
+)
 
 
 def check_paths_do_not_overlap(
@@ -119,6 +127,10 @@ def plan_jobs(
     the new champion's; the plan says what that would cost)."""
     try:
         input_root, inputs, skipped = find_parquet_files(input_path)
+    except MissingPathError as error:
+        if "; " in str(error):  # it already says what to do (a missing bucket)
+            raise
+        raise MissingPathError(f"{error}; {WHERE_REVIEWS_GO}") from None
     except ValueError as error:
         raise ScoringError(str(error)) from error
     if dataset_root is not None:

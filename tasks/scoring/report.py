@@ -77,34 +77,50 @@ def rejected_text(status_counts: Mapping[str, int]) -> str:
     return ", ".join(f"{key}: {value}" for key, value in sorted(rejected.items())) or "none"
 
 
+# The error column's width in characters: the UI draws a table cell on one line unless its
+# markdown breaks it, and a 1440 px window holds the file, outcome and this much of an error.
+ERROR_COLUMN_CHARACTERS = 60
+
+
+def error_cell(error: str, relative_path: str) -> str:
+    """A file's error for its table row: without the file's name in front (the row's first
+    column has it), in lines of ERROR_COLUMN_CHARACTERS joined by markdown hard breaks."""
+    import textwrap
+
+    for prefix in (f"{relative_path}: ", f"{relative_path.rsplit('/', 1)[-1]}: "):
+        error = error.replace(prefix, "", 1)
+    return "  \n".join(textwrap.wrap(error, ERROR_COLUMN_CHARACTERS, break_on_hyphens=False))
+
+
 def summary_table(summary: ScoringSummary) -> list[dict[str, Any]]:
-    """One row per file, then a total row: what the UI's summary table shows."""
-    table: list[dict[str, Any]] = []
+    """One row per file, then a total row: what the UI's summary table shows. Failed files come
+    first and their error is the third column, in short lines, so it reads without scrolling
+    the table."""
+    table: list[dict[str, Any]] = [
+        {
+            "file": failure.relative_path,
+            "outcome": "failed",
+            "error": error_cell(failure.error, failure.relative_path),
+            "rows": None,
+            "rejected": "",
+            "positive_share": None,
+            "rows_per_second": None,
+        }
+        for failure in summary.failures
+    ]
     for result in summary.files:
         ok = result.status_counts.get(STATUS_OK, 0)
         table.append(
             {
                 "file": result.relative_path,
                 "outcome": result.outcome,
+                "error": "",
                 "rows": result.rows,
                 "rejected": rejected_text(result.status_counts),
                 "positive_share": round(result.positives / ok, 4) if ok else None,
                 "rows_per_second": round(result.rows / result.seconds, 1)
                 if result.outcome == "scored" and result.seconds > 0
                 else None,
-                "error": "",
-            }
-        )
-    for failure in summary.failures:
-        table.append(
-            {
-                "file": failure.relative_path,
-                "outcome": "failed",
-                "rows": None,
-                "rejected": "",
-                "positive_share": None,
-                "rows_per_second": None,
-                "error": failure.error,
             }
         )
     table.append(
@@ -112,11 +128,11 @@ def summary_table(summary: ScoringSummary) -> list[dict[str, Any]]:
             "file": f"total ({summary.files_total} files)",
             "outcome": f"{summary.files_scored} scored, {summary.files_skipped} skipped, "
             f"{summary.files_failed} failed",
+            "error": "",
             "rows": summary.rows,
             "rejected": rejected_text(summary.rejected_by_reason),
             "positive_share": summary.positive_share,
             "rows_per_second": summary.rows_per_second,
-            "error": "",
         }
     )
     return table

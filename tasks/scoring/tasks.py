@@ -6,11 +6,11 @@ import logging
 from datetime import date
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from storage import UserError
+from tasks.artifacts import run_artifact
 from tasks.failures import RETRY_ON_IO_HICCUPS
 from tasks.scoring.files import score_file
 from tasks.scoring.history import record_run
@@ -272,15 +272,17 @@ def summarize_task(
 def publish_summary_task(summary: ScoringSummary) -> None:
     """The summary table and score-distribution artifacts, and the warnings in the log."""
     logger = get_run_logger()
-    create_table_artifact(
-        table=summary_table(summary),
-        key="scoring-summary",
-        description=f"Scoring with {summary.model_name} v{summary.model_version}",
+    run_artifact(
+        "table",
+        "scoring-summary",
+        summary_table(summary),
+        f"Scoring with {summary.model_name} v{summary.model_version}",
     )
-    create_markdown_artifact(
-        markdown=render_distribution_markdown(summary),
-        key="scoring-score-distribution",
-        description="This run's score distribution next to the test split's",
+    run_artifact(
+        "markdown",
+        "scoring-score-distribution",
+        render_distribution_markdown(summary),
+        "This run's score distribution next to the test split's",
     )
     logger.info(
         "%d files (%d scored, %d skipped, %d failed), %d rows, %.1f rows/s, positive share %s",

@@ -15,12 +15,14 @@ from tasks.contract import (
     EvaluationMetrics,
     score_histogram,
 )
+from tasks.registry_view import registry_key
 from tasks.training.data import PaddedData
 
 if TYPE_CHECKING:
     import keras
+    from matplotlib.figure import Figure
 
-__all__ = ["evaluate_model", "plot_curves", "roc_auc", "training_report_markdown"]
+__all__ = ["curves_figure", "evaluate_model", "plot_curves", "roc_auc", "training_report_markdown"]
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -69,12 +71,13 @@ def evaluate_model(
     )
 
 
-def plot_curves(history: dict[str, list[float]], title: str = "") -> bytes:
-    """Accuracy and loss per epoch, train against validation, as PNG bytes."""
+def curves_figure(history: dict[str, list[float]], title: str = "") -> Figure:
+    """Accuracy and loss per epoch, train against validation; epochs are whole on the x axis."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on workers
     from matplotlib import pyplot
+    from matplotlib.ticker import MaxNLocator
 
     figure, (accuracy_axis, loss_axis) = pyplot.subplots(1, 2, figsize=(10, 4))
     epochs = range(1, len(history.get("loss", [])) + 1)
@@ -84,11 +87,21 @@ def plot_curves(history: dict[str, list[float]], title: str = "") -> bytes:
                 axis.plot(epochs, history[key], marker="o", label=label)
         axis.set_title(metric)
         axis.set_xlabel("epoch")
+        # Matplotlib would tick a 2-epoch run at 1.0, 1.2, ...: there is no epoch 1.2.
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend()
         axis.grid(alpha=0.3)
     if title:
         figure.suptitle(title)
     figure.tight_layout()
+    return figure
+
+
+def plot_curves(history: dict[str, list[float]], title: str = "") -> bytes:
+    """curves_figure as PNG bytes."""
+    from matplotlib import pyplot
+
+    figure = curves_figure(history, title)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80)
     pyplot.close(figure)
@@ -115,7 +128,9 @@ def training_report_markdown(
     decision = f"**promoted to `{alias}`**" if promoted else f"**not promoted** to `{alias}`"
     return (
         f"# {model_name} v{version}\n\n"
-        f"Stored at `{version_path}`; {decision}: {reason}.\n\n"
+        f"Stored at `{version_path}`; {decision} by this run: {reason}. Which version is "
+        f"`{alias}` now (after later trainings, promotions or rollbacks) is in the artifact "
+        f"`{registry_key(model_name)}`.\n\n"
         f"| test accuracy | ROC AUC | loss | rows |\n|---|---|---|---|\n"
         f"| {metrics.test_accuracy:.4f} | {metrics.test_auc:.4f} | "
         f"{metrics.test_loss:.4f} | {metrics.test_rows} |\n\n"

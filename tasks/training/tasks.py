@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from model_store import CHAMPION, PromotionDecision, PromotionMode
+from tasks.artifacts import run_artifact
 from tasks.contract import EvaluationMetrics
 from tasks.failures import RETRY_ON_IO_HICCUPS
 from tasks.text import Vocabulary
@@ -71,11 +72,14 @@ def pad_task(data: LabeledData) -> PaddedData:
 
 
 def epoch_logger(logger: Any, epochs: int) -> keras.callbacks.Callback:
-    """A Keras callback that reports each epoch in the run log and a UI progress artifact."""
+    """A Keras callback that reports each epoch in the run log and a UI progress artifact
+    (key `training-progress`, as the scoring run's is `scoring-progress`)."""
     import keras
-    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+    from prefect.artifacts import update_progress_artifact
 
-    progress_id = create_progress_artifact(0.0, description=f"training: 0 of {epochs} epochs")
+    progress_id = run_artifact(
+        "progress", "training-progress", 0.0, f"training: 0 of {epochs} epochs"
+    )
 
     class EpochLogger(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
@@ -150,6 +154,38 @@ def promote_task(
     return decision
 
 
+@task(name="registry-view", cache_policy=NO_CACHE)
+def registry_view_task(
+    store_root: str,
+    registered: RegisteredVersion,
+    metrics: EvaluationMetrics,
+    decision: PromotionDecision,
+    alias: str = CHAMPION,
+) -> None:
+    """Add this run's registration and promotion decision to the model's registry view
+    (tasks/registry_view.py). A failure is logged: the version is registered either way."""
+    from prefect.runtime import flow_run
+
+    from tasks.registry_view import publish_registry, registry_key, training_changes
+
+    changes = training_changes(
+        registered.model_name,
+        registered.version,
+        metrics.test_accuracy,
+        decision.promote,
+        decision.reason,
+        decision.previous_champion,
+        by=f"training run {flow_run.name}",
+        alias=alias,
+    )
+    try:
+        description = publish_registry(store_root, registered.model_name, changes)
+    except Exception as error:  # the version is registered: the view is not worth failing it
+        get_run_logger().warning("the registry view was not updated: %s", error)
+        return
+    get_run_logger().info("registry view %s: %s", registry_key(registered.model_name), description)
+
+
 @task(name="report", cache_policy=NO_CACHE, **RETRY_ON_IO_HICCUPS)
 def report_task(
     registered: RegisteredVersion,
@@ -158,20 +194,20 @@ def report_task(
     alias: str = CHAMPION,
 ) -> None:
     """Publish the metrics table and the version/promotion markdown, with the curves stored in
-    the version, as Prefect artifacts."""
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
+    the version, as artifacts of the run."""
     model_name, version = registered.model_name, registered.version
     outcome = "promoted" if decision.promote else "not promoted"
     key = model_name.lower().replace("_", "-").replace(".", "-")
-    create_table_artifact(
-        key=f"{key}-metrics",
-        table=[{"metric": name, "value": value} for name, value in metrics.headline().items()],
-        description=f"Test metrics of {model_name} v{version}",
+    run_artifact(
+        "table",
+        f"{key}-metrics",
+        [{"metric": name, "value": value} for name, value in metrics.headline().items()],
+        f"Test metrics of {model_name} v{version}",
     )
-    create_markdown_artifact(
-        key=f"{key}-training",
-        markdown=training_report_markdown(
+    run_artifact(
+        "markdown",
+        f"{key}-training",
+        training_report_markdown(
             model_name,
             version,
             registered.path,
@@ -181,5 +217,5 @@ def report_task(
             alias,
             read_curves(registered),
         ),
-        description=f"{model_name} v{version}: {outcome}",
+        f"{model_name} v{version}: {outcome}",
     )

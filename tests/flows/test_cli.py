@@ -303,6 +303,29 @@ def test_a_stop_swallowed_by_a_destructor_comes_again_until_the_command_stops(
     assert ended.state.is_cancelled(), ended.state
 
 
+def test_the_command_prints_none_of_tensorflows_start_up_lines(tiny_model_store: Path) -> None:
+    """Issue 24, item 4: absl's, oneDNN's and the CPU guard's start-up lines reached every
+    command's terminal when TF_CPP_MIN_LOG_LEVEL was not set (the Makefile and the image set it,
+    a shell does not). `models verify` loads a model: TensorFlow starts, no flow runs."""
+    from testkit.synthetic import TINY_MODEL_NAME
+
+    environment = {
+        **{name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"},
+        "REVIEW_SCORING_MODEL_STORE_ROOT": str(tiny_model_store),
+    }
+    child = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "models", "verify", TINY_MODEL_NAME],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    for line in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "TF_ENABLE_ONEDNN_OPTS"):
+        assert line not in child.stderr, child.stderr[-3000:]
+
+
 def test_score_prints_a_short_summary_and_the_whole_record_with_json(
     prefect_api: None,
     tiny_model_store: Path,
@@ -417,3 +440,68 @@ def test_a_run_on_a_temporary_server_links_no_page(tiny_model_store: Path, tmp_p
     assert child.returncode == 0, child.stderr[-3000:]
     assert "None/" not in child.stdout and "run: " not in child.stdout, child.stdout
     assert child.stdout.startswith(f"{TINY_MODEL_NAME} v1: 1 files scored"), child.stdout
+
+
+def test_the_command_line_adds_its_changes_to_the_view_and_emits_events(
+    prefect_api: None, tiny_model_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24, item 8: a promotion, a rollback and a delete from the command line each leave a
+    row in the model's registry view, its description follows the champion, and every change is
+    an event (tasks/registry_view.py)."""
+    import json
+    import shutil
+
+    from prefect import get_client
+    from prefect.artifacts import Artifact
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from model_store import ModelStore
+    from tasks.registry_view import registry_key
+    from testkit.servers import wait_until
+    from testkit.store import build_tiny_model, register
+    from testkit.synthetic import TINY_MODEL_NAME as NAME
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_model_store, root)
+    store = ModelStore(root)
+    for seed in (5, 6):  # v2 and v3
+        register(store, build_tiny_model(seed), NAME)
+    monkeypatch.setenv("REVIEW_SCORING_MODEL_STORE_ROOT", str(root))
+    key = registry_key(NAME)
+
+    assert main(["models", "promote", NAME, "2", "--reason", "canary looked fine"]) == 0
+    assert main(["models", "rollback", NAME, "--reason", "v2 mislabels sarcasm"]) == 0
+    assert main(["models", "delete", NAME, "3"]) == 0
+
+    latest = Artifact.get(key)
+    assert latest is not None and latest.type == "table"
+    rows = json.loads(latest.data) if isinstance(latest.data, str) else latest.data
+    assert [(row["change"], row["version"]) for row in rows] == [
+        ("deleted", "v3"),
+        ("rolled-back", "v1"),
+        ("promoted", "v2"),
+    ]
+    assert rows[1]["why"] == "v2 mislabels sarcasm" and rows[1]["was"] == "v2"
+    assert "no --reason given" in rows[0]["why"]
+    assert latest.description.startswith("champion: v1 since ")
+    assert "v2 mislabels sarcasm" in latest.description
+    with get_client(sync_client=True) as client:
+        versions = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+        assert len(versions) == 3  # the history of the view itself, one per command
+
+        def events() -> list[str] | None:  # the server stores events a moment after
+            found = client.request(
+                "POST",
+                "/events/filter",
+                json={"filter": {"resource": {"id": [f"review-scoring.model.{NAME}"]}}},
+            ).json()["events"]
+            return sorted(event["event"] for event in found) if len(found) >= 3 else None
+
+        emitted = wait_until(events, 60, "the registry's events")
+    assert emitted == [
+        "review-scoring.model.deleted",
+        "review-scoring.model.promoted",
+        "review-scoring.model.rolled-back",
+    ]

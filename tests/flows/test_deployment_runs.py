@@ -130,12 +130,16 @@ def test_a_nightly_run_at_half_past_midnight_in_paris_is_named_for_the_paris_dat
     monkeypatch.setenv("PREFECT_API_URL", prefect.settings.PREFECT_API_URL.value())
     monkeypatch.setenv("REVIEW_SCORING_SCHEDULE_CRON", "30 0 * * *")
     monkeypatch.setenv("REVIEW_SCORING_SCHEDULE_TIMEZONE", "Europe/Paris")
+    # The folders `make deploy` pins in the deployment: the run's own.
+    for name, value in project_environment(tmp_path).items():
+        if name.startswith("REVIEW_SCORING_"):
+            monkeypatch.setenv(name, value)
     assert deploy(["--project-dir", str(REPO)]) == 0
     # 23:30 UTC on 6 December is 00:30 on the 7th in Paris: the night of the 7th there.
     night = datetime(2026, 12, 6, 23, 30, tzinfo=timezone.utc)
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(NIGHTLY_SCORING)
-        assert deployment.parameters == {"params": {"timezone": "Europe/Paris"}}
+        assert deployment.parameters["params"]["timezone"] == "Europe/Paris"
         [schedule] = deployment.schedules
         assert (schedule.schedule.cron, schedule.schedule.timezone) == (
             "30 0 * * *",
@@ -147,5 +151,6 @@ def test_a_nightly_run_at_half_past_midnight_in_paris_is_named_for_the_paris_dat
         output = _run_process(flow_run.id, REPO, project_environment(tmp_path))
         ran = client.read_flow_run(flow_run.id)
     # Named for its night in Paris (the store here is empty, so the run itself fails).
-    assert ran.name == "score 2026-12-07 champion", (ran.name, output[-3000:])
+    assert ran.name.startswith("score 2026-12-07 00:30 "), (ran.name, output[-3000:])
+    assert ran.name.endswith(" champion"), ran.name
     assert ran.state.is_failed() and "unknown model" in ran.state.message, ran.state

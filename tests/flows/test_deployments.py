@@ -21,8 +21,10 @@ from flows.deploy import (
     PROCESS_POOL,
     TRAINING,
     NightlySchedule,
+    deploy_values,
     nightly_schedule,
     read_project,
+    schedule_in_words,
 )
 from testkit import REPOSITORY as REPO
 
@@ -134,8 +136,9 @@ def test_training_runs_on_demand_in_the_process_pool(prefect_yaml: dict[str, Any
     assert training["entrypoint"] == "flows/training.py:train_flow"
     assert not training.get("schedules") and not training.get("schedule")
     assert training["work_pool"]["name"] == PROCESS_POOL
-    # No parameter values are fixed: the run form (drawn from TrainParams) sets them.
-    assert training["parameters"] == {}
+    # Only where the version goes is pinned (`make deploy`'s settings); the run form (drawn
+    # from TrainParams) sets the rest.
+    assert set(training["parameters"]["params"]) == {"model_store_root", "model_name"}
 
 
 @pytest.mark.parametrize(
@@ -157,16 +160,16 @@ def test_scoring_runs_nightly_in_a_time_zone_that_can_be_set(
 
     schedule = nightly_schedule(environment)
     assert schedule == NightlySchedule(cron=cron, timezone=timezone)
-    # flows.deploy puts the schedule into the environment of `prefect deploy`.
-    filled = {
-        "REVIEW_SCORING_SCHEDULE_CRON": schedule.cron,
-        "REVIEW_SCORING_SCHEDULE_TIMEZONE": schedule.timezone,
-    }
+    # flows.deploy puts the schedule and the pinned settings into the environment of
+    # `prefect deploy`.
+    filled = deploy_values(schedule, REPO)
     for full_name, active in ((NIGHTLY_SCORING, True), (NIGHTLY_SCORING_DOCKER, False)):
         schedules = _deployment(prefect_yaml, full_name)["schedules"]
         # Its runs read their scheduled date in the schedule's zone.
-        parameters = _deployment(prefect_yaml, full_name)["parameters"]
-        assert _resolved(parameters, filled, monkeypatch) == {"params": {"timezone": timezone}}
+        parameters = _resolved(
+            _deployment(prefect_yaml, full_name)["parameters"], filled, monkeypatch
+        )
+        assert parameters["params"]["timezone"] == timezone
         [configured] = _resolved(schedules, filled, monkeypatch)
         assert configured.get("active", True) is active, full_name
         assert CronSchedule(cron=configured["cron"], timezone=configured["timezone"]) == (
@@ -221,15 +224,24 @@ def test_serve_builds_the_same_deployments_as_prefect_yaml(prefect_yaml: dict[st
 
     schedule = NightlySchedule(cron="15 1 * * *", timezone="Asia/Tokyo")
     training, scoring = build_deployments(schedule)
+    values = deploy_values(schedule, REPO)
     for served, full_name in ((training, TRAINING), (scoring, NIGHTLY_SCORING)):
         configured = _deployment(prefect_yaml, full_name)
         assert f"{served.flow_name}/{served.name}" == full_name
         assert served.entrypoint == configured["entrypoint"]
         assert served.tags == configured["tags"]
-        assert served.description == " ".join(configured["description"].split())
+        description = " ".join(configured["description"].split())
+        for name, value in values.items():
+            description = description.replace(f"{{{{ ${name} }}}}", value)
+        assert served.description == description and "{{" not in description
+    assert "nightly at 01:15 Asia/Tokyo" in scoring.description
     assert training.schedules in (None, [])
-    assert training.parameters == {}
-    assert scoring.parameters == {"params": {"timezone": "Asia/Tokyo"}}
+    store = values["REVIEW_SCORING_MODEL_STORE_ROOT"]
+    assert training.parameters == {
+        "params": {"model_store_root": store, "model_name": values["REVIEW_SCORING_MODEL_NAME"]}
+    }
+    assert scoring.parameters["params"]["timezone"] == "Asia/Tokyo"
+    assert scoring.parameters["params"]["input_path"] == values["REVIEW_SCORING_INPUT_DIR"]
     [served_schedule] = scoring.schedules
     assert served_schedule.active
     assert served_schedule.schedule.cron == "15 1 * * *"
@@ -320,3 +332,58 @@ def test_deploy_says_when_the_server_is_down(capsys: pytest.CaptureFixture[str])
     with prefect.settings.temporary_settings({prefect.settings.PREFECT_API_URL: api_url}):
         assert main(["--project-dir", str(REPO)]) == 1
     assert f"cannot reach the Prefect server at {api_url}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("cron", "timezone", "words"),
+    [
+        ("0 2 * * *", "Europe/Paris", "nightly at 02:00 Europe/Paris"),
+        ("30 23 * * *", "UTC", "nightly at 23:30 UTC"),
+        ("5 14 * * *", "Asia/Tokyo", "every day at 14:05 Asia/Tokyo"),
+        ("*/15 * * * *", "UTC", "on the cron schedule '*/15 * * * *' in UTC"),
+        ("0 2 * * 1", "America/New_York", "on the cron schedule '0 2 * * 1' in America/New_York"),
+    ],
+)
+def test_the_schedule_reads_in_words_with_its_zone(cron: str, timezone: str, words: str) -> None:
+    """Issue 24, item 1: the UI shows the next run in the browser's zone, unlabelled."""
+    assert schedule_in_words(NightlySchedule(cron, timezone)) == words
+
+
+def test_the_pinned_settings_are_where_the_runs_read_and_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24, item 6: relative paths made absolute from the project folder (where runs
+    start), object storage URIs as they are."""
+    from flows.scoring import ScoreParams
+
+    monkeypatch.setenv("REVIEW_SCORING_INPUT_DIR", "s3://reviews/landing")
+    monkeypatch.setenv("REVIEW_SCORING_OUTPUT_DIR", "out/predictions")
+    monkeypatch.delenv("REVIEW_SCORING_MODEL_STORE_ROOT", raising=False)
+    monkeypatch.setenv("REVIEW_SCORING_MODEL_NAME", "reviews-en")
+    (tmp_path / "prefect.yaml").write_text((REPO / "prefect.yaml").read_text())
+    values = deploy_values(NightlySchedule("0 2 * * *", "UTC"), tmp_path)
+    assert values["REVIEW_SCORING_INPUT_DIR"] == "s3://reviews/landing"
+    assert values["REVIEW_SCORING_OUTPUT_DIR"] == str(tmp_path.resolve() / "out/predictions")
+    assert values["REVIEW_SCORING_MODEL_STORE_ROOT"] == str(tmp_path.resolve() / "models")
+    assert values["REVIEW_SCORING_MODEL_NAME"] == "reviews-en"
+    assert values["REVIEW_SCORING_SCHEDULE_IN_WORDS"] == "nightly at 02:00 UTC"
+    # The deployment page's readable list: every parameter, one a row, with its value.
+    nightly = values["REVIEW_SCORING_PARAMETERS_NIGHTLY"].splitlines()
+    assert "| input_path | `s3://reviews/landing` |" in "\n".join(nightly)
+    assert "| partition | unset |" in "\n".join(nightly)
+    assert len([row for row in nightly if row.startswith("| ")]) == 1 + len(
+        ScoreParams.model_fields
+    )
+
+
+def test_every_parameter_description_is_plain_text() -> None:
+    """Issue 24, item 5: the UI's form renders descriptions as markup, so `<output root>` or
+    backticks would vanish from what the operator reads."""
+    from flows.scoring import ScoreParams
+    from flows.training import TrainParams
+
+    for model in (ScoreParams, TrainParams):
+        for name, field in model.model_json_schema()["properties"].items():
+            description = field.get("description", "")
+            assert description, f"{model.__name__}.{name} has no description"
+            assert not set(description) & set("<>`*[]"), (name, description)

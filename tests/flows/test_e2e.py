@@ -9,6 +9,7 @@ it the test runs on SQLite and says so.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -154,6 +155,7 @@ def test_deployments_end_to_end(
         FlowRunFilterTags,
     )
     from prefect.client.schemas.objects import StateType
+    from prefect.exceptions import ObjectNotFound
 
     database_kind, database_url = database
     timezone = TIMEZONE_BY_DATABASE[database_kind]
@@ -195,23 +197,31 @@ def test_deployments_end_to_end(
                 # --- what `make deploy` made ----------------------------------------------
                 training = client.read_deployment_by_name(TRAINING)
                 nightly = client.read_deployment_by_name(NIGHTLY_SCORING)
-                nightly_docker = client.read_deployment_by_name(NIGHTLY_SCORING_DOCKER)
                 assert training.work_pool_name == PROCESS_POOL and not training.schedules
                 assert nightly.work_pool_name == PROCESS_POOL
-                assert nightly_docker.work_pool_name == DOCKER_POOL
                 assert client.read_work_pool(PROCESS_POOL).type == "process"
-                assert client.read_work_pool(DOCKER_POOL).type == "docker"
-                assert nightly_docker.job_variables["image"] == "review-scoring:latest"
+                # Docker's pool and deployment only when asked (issue 24, item 3): a pool no
+                # worker ever polls reads red / Not Ready for everyone else.
+                pools = {pool.name for pool in client.read_work_pools()}
+                assert DOCKER_POOL not in pools, pools
+                with pytest.raises(ObjectNotFound):
+                    client.read_deployment_by_name(NIGHTLY_SCORING_DOCKER)
 
                 [schedule] = nightly.schedules
                 assert schedule.active
                 assert schedule.schedule.cron == "0 2 * * *"
                 assert schedule.schedule.timezone == expected_timezone
+                assert nightly.global_concurrency_limit.limit == 1
+                assert nightly.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+                with_docker = deploy_project(client_environment, receiver.url, "--with-docker")
+                assert with_docker.returncode == 0, with_docker.stderr[-3000:]
+                nightly_docker = client.read_deployment_by_name(NIGHTLY_SCORING_DOCKER)
+                assert nightly_docker.work_pool_name == DOCKER_POOL
+                assert client.read_work_pool(DOCKER_POOL).type == "docker"
+                assert nightly_docker.job_variables["image"] == "review-scoring:latest"
                 [docker_schedule] = nightly_docker.schedules
                 assert not docker_schedule.active
                 assert docker_schedule.schedule.timezone == expected_timezone
-                assert nightly.global_concurrency_limit.limit == 1
-                assert nightly.concurrency_options.collision_strategy.value == "CANCEL_NEW"
                 [automation] = client.read_automations_by_name(ALERT_NAME)
                 assert automation.enabled
                 assert "prefect.tag.nightly" in json.dumps(
@@ -241,6 +251,11 @@ def test_deployments_end_to_end(
                     for moment in (before, datetime.now(ZoneInfo("UTC")))
                 }
                 assert next_run in expected, (next_run, expected)
+                # Named from the moment they exist (issue 24, item 7), not "hissing-goose".
+                night = re.compile(r"^score \d{4}-\d{2}-\d{2} 02:00 reviews (v\d+ \()?champion\)?$")
+                assert all(night.match(run.name) for run in runs_ahead), [
+                    run.name for run in runs_ahead
+                ]
 
                 # --- training on demand, with tiny parameters set through the API ---------
                 step = time.monotonic()
@@ -372,7 +387,7 @@ def test_deployments_end_to_end(
                     key=lambda run: run.expected_start_time,
                 )
                 assert [run.name for run in night_runs] == [
-                    f"score {night} champion day={{scheduled_date}}" for night in nights
+                    f"score {night} 02:00 day={night} v1 (champion)" for night in nights
                 ]
                 for night, night_run in zip(nights, night_runs, strict=True):
                     assert night_run.state.type == StateType.COMPLETED, describe(night_run)

@@ -1,11 +1,14 @@
 """The operator's journey through the Prefect UI, in a real browser: `make server` on a port other
 than 4200, `make deploy`, a process worker, then Chromium at 1440x1000 opening the dashboard, the
-deployments, a scoring run's artifacts and the page a failure alert links to.
+deployments, their run forms, a scoring run's artifacts, the page a failure alert links to, and a
+Quick run of the nightly deployment on a checkout with no reviews yet.
 
 One server, worker and browser serve the whole module; the flow runs (a tiny training, a nightly
 scoring, two scoring runs that fail as expected) run one after another in the background while
 the first pages are checked. Every page checked is saved as a PNG (the folder is printed at the
-end). Skipped, saying why, where Debian's Chromium is not installed (`.ci/run` installs it).
+end). The browser may reach the server only: any other request is refused and recorded, and the
+last test asserts there was none. Skipped, saying why, where Debian's Chromium is not installed
+(`.ci/run` installs it).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -23,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from flows.deploy import NIGHTLY_SCORING, PROCESS_POOL, TRAINING
+from flows.deploy import DOCKER_POOL, NIGHTLY_SCORING, PROCESS_POOL, TRAINING
 from testkit.browser import CHROMIUM, UiBrowser, chromium, follow
 from testkit.servers import (
     REPO,
@@ -57,6 +62,8 @@ REVIEW_FILES = 2
 ROWS_PER_FILE = 40
 UNKNOWN_VERSION = "99"
 CORRUPT_FILE = "broken.parquet"
+# The deployments read reviews from here, which does not exist yet: a new checkout's data/reviews.
+LANDING = "landing"
 # Where the shell of the issue pointed PREFECT_API_URL: `make server` must not follow it.
 ANOTHER_SERVER = "http://127.0.0.1:4200/api"
 
@@ -71,6 +78,8 @@ class Journey:
     browser: UiBrowser
     deployment_ids: dict[str, str]  # `flow/deployment` -> id
     runs: dict[str, Future[Any]]  # started in this order: train, score, missing model, corrupt
+    root: Path  # the journey's folders: models, reviews, the landing folder, predictions
+    environment: dict[str, str]  # a command's, as `make` gives it, against this server
 
     def run(self, name: str) -> Any:
         """The flow run once it has ended (its future re-raises what went wrong starting it)."""
@@ -117,10 +126,14 @@ def _journey_runs(root: Path) -> dict[str, tuple[str, dict[str, Any]]]:
     write_labeled_parquet(corrupt / "good.parquet", ROWS_PER_FILE, 7)
     (corrupt / CORRUPT_FILE).write_bytes(b"PAR1 this is not a Parquet file")
     corrupt_run = {"input_path": str(corrupt), "output_root": str(root / "corrupt-predictions")}
+    reviews = {"input_path": str(root / "reviews")}
     return {
         "train": (TRAINING, {"params": {**TINY, "data_path": str(dataset)}}),
-        "score": (NIGHTLY_SCORING, {}),
-        "missing model": (NIGHTLY_SCORING, {"params": {"model_ref": UNKNOWN_VERSION}}),
+        "score": (NIGHTLY_SCORING, {"params": reviews}),
+        "missing model": (
+            NIGHTLY_SCORING,
+            {"params": {**reviews, "model_ref": UNKNOWN_VERSION}},
+        ),
         "corrupt file": (NIGHTLY_SCORING, {"params": corrupt_run}),
     }
 
@@ -129,7 +142,11 @@ def _journey_runs(root: Path) -> dict[str, tuple[str, dict[str, Any]]]:
 def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
     started, wall_started = time.monotonic(), time.time()
     root = tmp_path_factory.mktemp("ui")
-    environment = project_environment(root)
+    # The deployments point at a landing folder that is not there yet, as a new checkout's
+    # data/reviews; the journey's scoring runs name their input.
+    environment = {**project_environment(root), "REVIEW_SCORING_INPUT_DIR": str(root / LANDING)}
+    # TensorFlow's log level as the project sets it, not as the test session does.
+    environment.pop("TF_CPP_MIN_LOG_LEVEL", None)
     screenshots = root / "screenshots"
 
     timings: dict[str, float] = {}
@@ -161,7 +178,16 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
                 }
             with chromium(server.url, root / "chromium-profile", screenshots) as browser:
                 timings["browser_s"] = time.monotonic() - started
-                yield Journey(server, receiver, worker, browser, deployment_ids, runs)
+                yield Journey(
+                    server,
+                    receiver,
+                    worker,
+                    browser,
+                    deployment_ids,
+                    runs,
+                    root,
+                    client_environment,
+                )
                 for name, future in runs.items():
                     if future.done() and not future.exception():
                         ended = future.result().state.timestamp
@@ -182,8 +208,25 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
 def _open_from_sidebar(journey: Journey, section: str) -> Any:
     """The UI's root, as a person opens it, then a section of its sidebar."""
     page = journey.browser.open(f"{journey.server.url}/")
-    page.get_by_role("link", name=section, exact=True).first.click()
+    page.locator(".p-context-sidebar").get_by_text(section, exact=True).first.click()
     return page
+
+
+def _open_tab(page: Any, name: str) -> None:
+    """One of a page's tabs (a deployment's Parameters, a run's Artifacts): the first text of
+    that name, as the tabs come first on the page."""
+    page.get_by_text(name, exact=True).first.click()
+
+
+def _form_field(page: Any, title: str) -> Any:
+    """A field of the run form by its title ("Input Path"): the innermost form property whose
+    label it is (the `params` object around it holds every label)."""
+    label = re.compile(rf"^{re.escape(title)}( \(Optional\))?$")
+    return (
+        page.locator(".schema-form-property")
+        .filter(has=page.locator(".schema-form-property__label").get_by_text(label))
+        .last
+    )
 
 
 def _open_deployment(page: Any, journey: Journey, full_name: str) -> None:
@@ -199,7 +242,7 @@ def _run_link(page: Any, flow_run_id: object) -> Any:
     return page.locator(f"a[href*='/runs/flow-run/{flow_run_id}']:not(svg a)").first
 
 
-# --- item 1: the UI reaches the API of its own server ------------------------------------------
+# --- the UI reaches the API of its own server, and nothing else ----------------------------------
 
 
 def test_the_dashboard_reads_from_its_own_server(journey: Journey) -> None:
@@ -220,21 +263,73 @@ def test_the_dashboard_reads_from_its_own_server(journey: Journey) -> None:
     page.close()
 
 
-def test_both_deployments_open_from_the_deployments_page(journey: Journey) -> None:
+# --- issue 24, item 3: no Docker pool unless asked -----------------------------------------------
+
+
+def test_no_docker_pool_or_deployment_unless_asked(journey: Journey) -> None:
+    from playwright.sync_api import expect
+
+    page = _open_from_sidebar(journey, "Work Pools")
+    expect(page.get_by_text(PROCESS_POOL, exact=True).first).to_be_visible()
+    expect(page.get_by_text(DOCKER_POOL, exact=True)).to_have_count(0)
+    journey.browser.screenshot(page, "work pools")
+    page.locator(".p-context-sidebar").get_by_text("Deployments", exact=True).first.click()
+    expect(page.get_by_text("nightly", exact=True).first).to_be_visible()
+    expect(page.get_by_text("nightly-docker", exact=True)).to_have_count(0)
+    journey.browser.screenshot(page, "deployments")
+    page.close()
+
+
+# --- issue 24, items 1, 6 and 7: a deployment's page says when, where, and names what is next ----
+
+
+def test_the_nightly_deployment_says_when_and_where(journey: Journey) -> None:
+    """Item 1: the schedule in words with its zone; item 6: where its runs read and write, in
+    its description and its Parameters tab; item 7: its upcoming runs already carry names."""
     from playwright.sync_api import expect
 
     page = _open_from_sidebar(journey, "Deployments")
-    for full_name in (NIGHTLY_SCORING, TRAINING):
-        flow_name, deployment_name = full_name.split("/")
-        _open_deployment(page, journey, full_name)
-        expect(page.get_by_text(flow_name, exact=True).first).to_be_visible()
-        expect(page.get_by_text(PROCESS_POOL, exact=True).first).to_be_visible()
-        journey.browser.screenshot(page, f"deployment {deployment_name}")
-        page.go_back()
+    _open_deployment(page, journey, NIGHTLY_SCORING)
+    _open_tab(page, "Description")
+    description = page.get_by_text(re.compile("^Runs nightly at 02:00 UTC: scores"))
+    expect(description).to_be_visible()
+    for folder in (LANDING, "predictions", "models"):
+        expect(description).to_contain_text(str(journey.root / folder))
+    # Every parameter, one a row, with the value its runs use, inside the window.
+    for parameter, value in (("input_path", journey.root / LANDING), ("model_ref", "champion")):
+        row = page.get_by_role("row").filter(has=page.get_by_text(parameter, exact=True))
+        used = row.get_by_role("cell").nth(1)
+        expect(used).to_have_text(str(value))
+        expect(used).to_be_in_viewport(ratio=1.0)
+    journey.browser.screenshot(page, "nightly description", full_page=True)
+
+    _open_tab(page, "Parameters")
+    override = page.get_by_role("row").filter(has_text="params")
+    for field, folder in (("input_path", LANDING), ("output_root", "predictions")):
+        expect(override).to_contain_text(f'"{field}": "{journey.root / folder}"')
+    journey.browser.screenshot(page, "nightly parameters tab")
+
+    _open_tab(page, "Upcoming")
+    expect(page.get_by_text(re.compile(r"^score \d{4}-")).first).to_be_visible()
+    names = [
+        text.strip()
+        for text in page.locator("a[href*='/runs/flow-run/']:not(svg a)").all_inner_texts()
+    ]
+    night = re.compile(rf"^score \d{{4}}-\d{{2}}-\d{{2}} 02:00 {LANDING} (v\d+ \()?champion\)?$")
+    assert names and all(night.match(name) for name in names), names
+    journey.browser.screenshot(page, "nightly upcoming runs")
     page.close()
 
 
 # --- a scoring run's page, with its artifacts ----------------------------------------------------
+
+
+def _open_artifacts_of(journey: Journey, flow_run: Any) -> Any:
+    """A flow run's page, from the runs list, on its Artifacts tab."""
+    page = _open_from_sidebar(journey, "Runs")
+    follow(page, _run_link(page, flow_run.id), str(flow_run.id))
+    _open_tab(page, "Artifacts")
+    return page
 
 
 def test_a_scoring_run_shows_its_summary_table(journey: Journey) -> None:
@@ -244,11 +339,10 @@ def test_a_scoring_run_shows_its_summary_table(journey: Journey) -> None:
     scoring_run = journey.run("score")
     assert scoring_run.state.type == StateType.COMPLETED, describe(scoring_run)
 
-    page = _open_from_sidebar(journey, "Runs")
-    follow(page, _run_link(page, scoring_run.id), str(scoring_run.id))  # by id: names repeat
-    page.get_by_role("tab", name="Artifacts").click()
+    page = _open_artifacts_of(journey, scoring_run)
     summary_card = page.get_by_text("scoring-summary", exact=True).first
     expect(summary_card).to_be_visible()
+    expect(page.get_by_text("scoring-progress", exact=True).first).to_be_visible()
     journey.browser.screenshot(page, "scoring run artifacts")
     summary_card.click()
     table = page.get_by_role("table").first
@@ -264,7 +358,64 @@ def test_a_scoring_run_shows_its_summary_table(journey: Journey) -> None:
     page.close()
 
 
-# --- item 2: the alert links to the run's page ---------------------------------------------------
+def test_a_failed_files_error_reads_without_scrolling(journey: Journey) -> None:
+    """Item 2: the failed file comes first, its error whole inside the window."""
+    from playwright.sync_api import expect
+
+    corrupt_run = journey.run("corrupt file")
+    page = _open_artifacts_of(journey, corrupt_run)
+    page.get_by_text("scoring-summary", exact=True).first.click()
+    table = page.get_by_role("table").first
+    expect(table).to_be_visible()
+    rows = table.get_by_role("row")
+    expect(rows.nth(1)).to_contain_text(CORRUPT_FILE)  # row 0 holds the headings
+    error = rows.nth(1).get_by_role("cell").nth(2)  # file, outcome, error
+    expect(error).to_contain_text(re.compile("Parquet", re.IGNORECASE))
+    expect(error).to_be_in_viewport(ratio=1.0)
+    box = error.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= page.viewport_size["width"], box
+    journey.browser.screenshot(page, "failed file first")
+    page.close()
+
+
+def test_a_training_run_links_its_artifacts_and_keys_its_progress(journey: Journey) -> None:
+    """Item 4: the epoch progress artifact has a key; item 8: the training report and metrics
+    artifacts name the run that made them."""
+    from playwright.sync_api import expect
+    from prefect.client.schemas.objects import StateType
+
+    training_run = journey.run("train")
+    assert training_run.state.type == StateType.COMPLETED, describe(training_run)
+    page = _open_artifacts_of(journey, training_run)
+    expect(page.get_by_text("training-progress", exact=True).first).to_be_visible()
+    # The run's artifacts are the run's: its "Flow run" section lists them, not "None".
+    lines = [line.strip() for line in page.locator("body").inner_text().splitlines()]
+    lines = [line for line in lines if line]
+    after = lines[lines.index("Flow run") + 1 :]
+    assert after and after[0] != "None", after[:5]
+    if "Task runs" in lines:  # the section is drawn empty
+        assert lines[lines.index("Task runs") + 1] == "None", "an artifact sits on a task"
+    journey.browser.screenshot(page, "training run artifacts", full_page=True)
+    page.close()
+    for key in (f"{MODEL_NAME}-training", f"{MODEL_NAME}-metrics"):
+        page = _open_artifacts_of(journey, training_run)
+        page.get_by_text(key, exact=True).first.click()
+        page.wait_for_url(re.compile("/artifacts/"))
+        # Its page links to the run that made it (not "Flow run: None").
+        run_link = page.locator(f"a[href*='/runs/flow-run/{training_run.id}']").first
+        expect(run_link).to_be_visible()
+        expect(run_link).to_contain_text(training_run.name)
+        expect(page.get_by_text("Flow run: None")).to_have_count(0)
+        if key.endswith("-training"):
+            expect(page.get_by_text(re.compile("promoted to .* by this run")).first).to_be_visible()
+            journey.browser.screenshot(page, "training report", full_page=True)
+        page.close()
+    log = journey.worker.log_path.read_text(errors="replace")
+    for line in ("absl::InitializeLog", "oneDNN custom operations"):
+        assert line not in log, f"{line!r} in the worker's terminal"
+
+
+# --- the alert links to the run's page ---------------------------------------------------
 
 
 def test_the_failure_alert_links_to_the_run_page(journey: Journey) -> None:
@@ -319,7 +470,43 @@ def test_the_automations_read_in_words(journey: Journey) -> None:
     page.close()
 
 
-# --- items 3-5: the flows' side (strict xfail while pending: remove the mark once it passes) ----
+def test_the_registry_view_follows_every_change(journey: Journey) -> None:
+    """Item 8: the model's registry view, one table artifact with a fixed key, says which
+    version is champion, since when and why, and keeps the history: the training run's
+    registration and promotion, then a change made from the command line."""
+    from playwright.sync_api import expect
+
+    from tasks.registry_view import registry_key
+
+    journey.run("train")
+    command = [sys.executable, "-m", "flows.cli", "models", "alias", "set", MODEL_NAME, "canary"]
+    command += ["1", "--reason", "canary for the weekend"]
+    changed = subprocess.run(
+        command, cwd=REPO, env=journey.environment, capture_output=True, text=True, timeout=300
+    )
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert "not updated" not in changed.stderr, changed.stderr[-3000:]
+
+    page = journey.browser.open(f"{journey.server.url}/artifacts/key/{registry_key(MODEL_NAME)}")
+    journey.browser.screenshot(page, "model registry view history")
+    expect(
+        page.get_by_text(
+            re.compile(r"^champion: v1 since .* \(promoted by training run train ")
+        ).first
+    ).to_be_visible()
+    # The newest version of the view (the key's page lists them, newest first).
+    page.get_by_role("listitem").first.get_by_role("link").first.click()
+    table = page.get_by_role("table").first
+    rows = table.get_by_role("row")
+    expect(rows.nth(1)).to_contain_text("canary for the weekend")
+    expect(rows.nth(1)).to_contain_text("command line")
+    expect(rows.nth(2)).to_contain_text("promoted")
+    expect(rows.nth(3)).to_contain_text("registered")
+    journey.browser.screenshot(page, "model registry view", full_page=True)
+    page.close()
+
+
+# --- the run forms ------------------------------------------------------------------------------
 
 
 def _parameter_models() -> dict[str, type]:
@@ -329,11 +516,19 @@ def _parameter_models() -> dict[str, type]:
     return {TRAINING: TrainParams, NIGHTLY_SCORING: ScoreParams}
 
 
-def test_the_run_forms_show_every_parameter_with_its_default(journey: Journey) -> None:
-    """Item 3: the Parameters tab shows `params` with its default, and Custom run opens on the
-    fields themselves, each with its title, description and default."""
+def test_the_run_forms_show_every_parameter_as_written_with_where_it_reads(
+    journey: Journey,
+) -> None:
+    """Custom run opens on the fields themselves, each with its title and default; item 5: each
+    description reads as written; item 6: the paths show where the run reads and writes, not
+    None."""
     from playwright.sync_api import expect
 
+    pinned = {
+        "model_store_root": str(journey.root / "models"),
+        "input_path": str(journey.root / LANDING),
+        "output_root": str(journey.root / "predictions"),
+    }
     for full_name, model in _parameter_models().items():
         _, deployment_name = full_name.split("/")
         schema = model.model_json_schema()
@@ -341,42 +536,34 @@ def test_the_run_forms_show_every_parameter_with_its_default(journey: Journey) -
 
         page = _open_from_sidebar(journey, "Deployments")
         _open_deployment(page, journey, full_name)
-        page.get_by_role("tab", name="Parameters").click()
-        row = page.get_by_role("row").filter(has_text="params")
-        expect(row).to_contain_text("{")
-        # The deployment's own value (the nightly one's zone, from its schedule), then the
-        # default.
-        shown = [
-            json.loads(cell[cell.index("{") : cell.rindex("}") + 1])
-            for cell in row.inner_text().split("\t")
-            if "{" in cell
-        ]
-        assert shown[-1] == defaults
-        if full_name == NIGHTLY_SCORING:
-            assert shown[0] == {"timezone": "UTC"}
-        journey.browser.screenshot(page, f"{deployment_name} parameters tab")
-
         page.get_by_role("button", name="Run", exact=True).first.click()
         page.get_by_text("Custom run").click()
         for name, field in schema["properties"].items():
-            label = re.compile(rf"^{re.escape(field['title'])}( \(Optional\))?$")
-            expect(page.get_by_text(label).first).to_be_visible()
-            if field.get("description"):
-                expect(page.get_by_text(field["description"], exact=True).first).to_be_visible()
+            shown = _form_field(page, field["title"])
+            expect(shown).to_be_visible()
+            expect(shown.get_by_text(field["description"], exact=True).first).to_be_visible()
+            value = shown.locator("input, textarea").first
             if isinstance(defaults[name], int | float) and not isinstance(defaults[name], bool):
-                shown_value = page.get_by_label(label).first.input_value()
-                assert float(shown_value) == defaults[name], (name, shown_value)
-        journey.browser.screenshot(page, f"{deployment_name} custom run form")
+                assert float(value.input_value()) == defaults[name], (name, value.input_value())
+            if name in pinned:
+                assert value.input_value() == pinned[name], name
+                expect(shown.get_by_text(re.compile("Property is type"))).to_have_count(0)
+        journey.browser.screenshot(page, f"{deployment_name} custom run form", full_page=True)
         page.close()
 
 
 def test_the_run_list_reads_as_a_log(journey: Journey) -> None:
-    """Item 4: scoring runs named by scheduled date and model reference, training runs by
-    recipe and data source."""
+    """Item 7: scoring runs named by date and time, input and the model version that scored,
+    training runs by recipe and data source; no two alike."""
     expected = {
         "train": re.compile(r"^train .*\blstm\b.*\bparquet\b"),
-        "score": re.compile(r"^score \d{4}-\d{2}-\d{2} .*\bchampion\b"),
-        "missing model": re.compile(rf"^score \d{{4}}-\d{{2}}-\d{{2}} .*\b{UNKNOWN_VERSION}\b"),
+        "score": re.compile(r"^score \d{4}-\d{2}-\d{2} \d{2}:\d{2} reviews v1 \(champion\)$"),
+        "missing model": re.compile(
+            rf"^score \d{{4}}-\d{{2}}-\d{{2}} \d{{2}}:\d{{2}} reviews v{UNKNOWN_VERSION}$"
+        ),
+        "corrupt file": re.compile(
+            r"^score \d{4}-\d{2}-\d{2} \d{2}:\d{2} corrupt v1 \(champion\)$"
+        ),
     }
     runs = {name: journey.run(name) for name in expected}
 
@@ -389,6 +576,7 @@ def test_the_run_list_reads_as_a_log(journey: Journey) -> None:
     journey.browser.screenshot(page, "run list", full_page=True)
     page.close()
     assert all(expected[name].match(text) for name, text in shown.items()), shown
+    assert len(set(shown.values())) == len(shown), shown
 
 
 def test_expected_failures_read_as_one_error_line(journey: Journey) -> None:
@@ -432,3 +620,70 @@ def test_expected_failures_read_as_one_error_line(journey: Journey) -> None:
     assert "Traceback" not in page.locator("body").inner_text()
     journey.browser.screenshot(page, "expected failure logs")
     page.close()
+
+
+# --- issue 24, item 9: the nightly deployment out of the box ------------------------------------
+
+
+def test_a_quick_run_on_a_new_checkout_says_what_to_set(journey: Journey) -> None:
+    """`make deploy`, then Run > Quick run on the nightly deployment, with no reviews landed
+    yet: the run ends Failed with one line that says what to set and where."""
+    from playwright.sync_api import expect
+    from prefect.client.orchestration import SyncPrefectClient
+
+    from tasks.scoring.inputs import WHERE_REVIEWS_GO
+
+    for name in journey.runs:  # one scoring run at a time: the others first
+        journey.run(name)
+    page = _open_from_sidebar(journey, "Deployments")
+    _open_deployment(page, journey, NIGHTLY_SCORING)
+    with SyncPrefectClient(api=journey.server.api_url) as client:
+        deployment_id = journey.deployment_ids[NIGHTLY_SCORING]
+        before = {flow_run.id for flow_run in client.read_flow_runs()}
+
+        def quick_run() -> Any:
+            return next(
+                (
+                    flow_run
+                    for flow_run in client.read_flow_runs()
+                    if flow_run.id not in before and str(flow_run.deployment_id) == deployment_id
+                ),
+                None,
+            )
+
+        # A click on the menu that lands as the page redraws is lost: click again only while
+        # no run was created, so there is never a second one.
+        for attempt in range(3):
+            page.get_by_role("button", name="Run", exact=True).first.click()
+            quick = page.get_by_text("Quick run", exact=True).first
+            expect(quick).to_be_visible()
+            quick.click()
+            try:
+                started = wait_until(quick_run, 20, "the quick run")
+                break
+            except TimeoutError:
+                if attempt == 2:
+                    raise
+        ended = wait_for_final_state(client, started.id, journey.worker)
+    message = ended.state.message or ""
+    assert ended.state.is_failed() and "\n" not in message, describe(ended)
+    assert f"input_path: {journey.root / LANDING} does not exist" in message, message
+    assert WHERE_REVIEWS_GO in message, message
+    page.goto(journey.server.flow_run_page(ended.id))
+    expect(page.get_by_text(re.compile("REVIEW_SCORING_INPUT_DIR")).first).to_be_visible()
+    journey.browser.screenshot(page, "quick run on a new checkout", full_page=True)
+    page.close()
+
+
+# --- issue 24, items 10 and 11: a quiet server, and nothing leaves the machine --------------------
+
+
+def test_the_server_log_has_no_locked_database_and_nothing_left_the_machine(
+    journey: Journey,
+) -> None:
+    for name in journey.runs:
+        journey.run(name)
+    log = journey.server.process.log_path.read_text(errors="replace")
+    assert "database is locked" not in log, journey.server.process.log_tail()
+    assert "Traceback" not in log, journey.server.process.log_tail()
+    assert journey.browser.blocked == [], "the UI called another host"

@@ -49,3 +49,36 @@ def test_a_traceback_is_kept_in_the_line() -> None:
         record.exc_info = sys.exc_info()
     line = json.loads(JsonLines().format(record))
     assert "Traceback" in line["exception"] and "ValueError: bad row 3" in line["exception"]
+
+
+def _record_of(error: BaseException) -> logging.LogRecord:
+    try:
+        raise error
+    except BaseException:
+        import sys
+
+        return logging.LogRecord(
+            "prefect.server", logging.ERROR, "", 0, "failed", None, sys.exc_info()
+        )
+
+
+def test_the_console_leaves_out_sqlites_retryable_locks_only() -> None:
+    """Issue 24, item 10: "database is locked" tracebacks (a write Prefect retries) stay out of
+    the server's log unless PREFECT_SERVER_LOG_RETRYABLE_ERRORS asks for them."""
+    import sqlite3
+
+    import sqlalchemy.exc
+    from prefect.settings import PREFECT_SERVER_LOG_RETRYABLE_ERRORS, temporary_settings
+
+    from tasks.log_format import ConsoleHandler
+
+    locked = sqlite3.OperationalError("database is locked")
+    wrapped = sqlalchemy.exc.OperationalError("UPDATE worker SET ...", {}, locked)
+    handler = ConsoleHandler()
+    assert not handler.filter(_record_of(wrapped))
+    assert not handler.filter(_record_of(locked))
+    assert handler.filter(_record_of(sqlite3.OperationalError("no such table: worker")))
+    assert handler.filter(_record_of(RuntimeError("database is locked")))  # not SQLite's
+    assert handler.filter(logging.LogRecord("x", logging.INFO, "", 0, "fine", None, None))
+    with temporary_settings({PREFECT_SERVER_LOG_RETRYABLE_ERRORS: True}):
+        assert handler.filter(_record_of(wrapped))

@@ -12,7 +12,11 @@ from tasks.scoring import (
     compare_score_distributions,
     summarize_run,
 )
-from tasks.scoring.report import render_distribution_markdown, summary_table
+from tasks.scoring.report import (
+    ERROR_COLUMN_CHARACTERS,
+    render_distribution_markdown,
+    summary_table,
+)
 from testkit.scoring import resolved
 
 TEST_HISTOGRAM = [0.2, 0.1, 0.05, 0.05, 0.1, 0.1, 0.05, 0.05, 0.1, 0.2]
@@ -78,7 +82,9 @@ def test_the_summary_adds_up_files_rejects_ids_and_failures_and_shows_relative_p
             input_path="/data/lake/day=c/part.parquet",
             relative_path="day=c/part.parquet",
             output_path="/out/fake/v3/day=c/part.parquet",
-            error="InputFileError: day=c/part.parquet: not a readable Parquet file",
+            error="InputFileError: day=c/part.parquet: not a readable Parquet file: Parquet "
+            "magic bytes not found in footer. Either the file is corrupted or this is not a "
+            "parquet file.",
         )
     ]
     plan = ScoringPlan(
@@ -98,12 +104,17 @@ def test_the_summary_adds_up_files_rejects_ids_and_failures_and_shows_relative_p
     assert summary.skipped_inputs == plan.skipped
 
     table = summary_table(summary)
-    assert [row["outcome"] for row in table[:3]] == ["scored", "skipped", "failed"]
+    # Failed files first, their error in the third column: readable without scrolling.
+    assert [row["outcome"] for row in table[:3]] == ["failed", "scored", "skipped"]
     assert [row["file"] for row in table[:3]] == [
+        "day=c/part.parquet",
         "day=a/part.parquet",
         "day=b/part.parquet",
-        "day=c/part.parquet",
     ]
+    assert list(table[0])[:3] == ["file", "outcome", "error"]
+    lines = table[0]["error"].split("  \n")
+    assert " ".join(lines) == failures[0].error.replace("day=c/part.parquet: ", "")
+    assert all(len(line) <= ERROR_COLUMN_CHARACTERS for line in lines), lines
     assert table[-1]["rows"] == 15 and "empty_text: 2" in table[-1]["rejected"]
     markdown = render_distribution_markdown(summary)
     assert "test split" in markdown and "`day=c/part.parquet`" in markdown
