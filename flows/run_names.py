@@ -55,6 +55,8 @@ def _model_version(store_root: str, model_name: str, ref: str) -> str:
 def scoring_run_name(params: ScoreParams, scheduled: datetime | None) -> str:
     """`score <scheduled date and time, in the run's zone> <partition or input> <version>`."""
     from flows.settings import get_settings
+    from tasks.scoring.inputs import partition_folder
+    from tasks.scoring.records import ScoringError
 
     settings = get_settings().resolve(
         model_store_root=params.model_store_root,
@@ -62,11 +64,12 @@ def scoring_run_name(params: ScoreParams, scheduled: datetime | None) -> str:
         input_dir=params.input_path,
     )
     when = (scheduled or datetime.now(dt_timezone.utc)).astimezone(ZoneInfo(params.timezone))
-    what = (
-        params.partition.replace("{scheduled_date}", when.date().isoformat())
-        if (params.partition)
-        else _last_part(settings.input_dir)
-    )
+    what = _last_part(settings.input_dir)
+    if params.partition:
+        try:
+            what = partition_folder(params.partition, when.date())
+        except ScoringError:  # the run itself says what is wrong with its template
+            what = params.partition
     version = _model_version(settings.model_store_root, settings.model_name, params.model_ref)
     return f"score {when:%Y-%m-%d %H:%M} {what} {version}"
 

@@ -30,6 +30,7 @@ __all__ = [
     "WHERE_REVIEWS_GO",
     "check_paths_do_not_overlap",
     "output_dir_for",
+    "partition_folder",
     "partition_input_path",
     "plan_jobs",
 ]
@@ -75,6 +76,16 @@ def check_partition(partition: str) -> str:
     return partition
 
 
+def partition_folder(partition: str, scheduled_date: date) -> str:
+    """The partition template with `{scheduled_date}` filled in: `day=2026-12-08`."""
+    try:
+        return partition.format(scheduled_date=scheduled_date.isoformat())
+    except (KeyError, IndexError, ValueError) as error:
+        raise ScoringError(
+            f"partition: {partition!r} is not a template with only {{scheduled_date}} in it"
+        ) from error
+
+
 def partition_input_path(input_path: str, partition: str, scheduled_date: date) -> str:
     """`<input_path>/<partition>` with `{scheduled_date}` filled in (YYYY-MM-DD).
 
@@ -82,12 +93,7 @@ def partition_input_path(input_path: str, partition: str, scheduled_date: date) 
     something to be told about. The message names the partitions that are there.
     """
     check_partition(partition)
-    try:
-        folder_name = partition.format(scheduled_date=scheduled_date.isoformat())
-    except (KeyError, IndexError, ValueError) as error:
-        raise ScoringError(
-            f"partition: {partition!r} is not a template with only {{scheduled_date}} in it"
-        ) from error
+    folder_name = partition_folder(partition, scheduled_date)
     parent = locate(input_path, "input_path")
     location = parent.joinpath(folder_name)
     if not location.exists():

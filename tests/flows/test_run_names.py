@@ -33,6 +33,9 @@ def test_a_name_never_stops_a_run(tmp_path: Path) -> None:
     itself then fails saying why."""
     params = ScoreParams(input_path=str(tmp_path / "landing"), model_store_root=str(tmp_path))
     assert scoring_run_name(params, NIGHT) == "score 2026-12-07 23:30 landing champion"
+    # A partition template the run will refuse still names it, as written.
+    bad = params.model_copy(update={"partition": "day={date}"})
+    assert scoring_run_name(bad, NIGHT) == "score 2026-12-07 23:30 day={date} champion"
 
 
 def test_a_training_run_is_named_by_recipe_and_data() -> None:
