@@ -25,12 +25,15 @@ from pathlib import Path
 from tasks.training import TrainingConfig, build_model, train_model
 from tasks.training.data import PaddedData, load_parquet_reviews, pad_data
 from tasks.training.evaluation import evaluate_model
+from tasks.training.recipes import RECIPES
 
 # The behaviour checks the tests run too (testkit/behaviour.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from testkit.behaviour import behaviour_failures, scorer
 
 TUTORIAL = TrainingConfig()
+BEST = RECIPES["best"].settings
+DATA = ("num_words", "maxlen")
 # The n-gram recipes' common settings: one small hidden layer, stopped by the validation loss.
 NGRAMS = TrainingConfig(
     architecture="ngrams", units=16, dropout_rate=0.5, epochs=10, early_stopping_patience=1
@@ -122,10 +125,11 @@ RUNS: list[tuple[str, str, dict[str, int], TrainingConfig]] = [
         _with(NGRAMS, hash_buckets=1_048_576, ngram_weighting="nb"),
     ),
     (
+        # `--recipe best` (tasks/training/recipes.py), its settings taken from there.
         "nb-bigrams-1000-1m-50k",
         "ngrams",
-        {"num_words": 50_000, "maxlen": 1000},
-        _with(NGRAMS, hash_buckets=1_048_576, ngram_weighting="nb"),
+        {name: BEST[name] for name in ("num_words", "maxlen")},
+        _with(TUTORIAL, **{name: value for name, value in BEST.items() if name not in DATA}),
     ),
     (
         "nb-trigrams-1000-2m",

@@ -17,6 +17,7 @@ import threading
 import typing
 from collections.abc import Iterator, Sequence
 from datetime import date
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from storage import InvalidParameterError, UserError
 
-__all__ = ["ParameterError", "build_parser", "main"]
+__all__ = ["ParameterError", "build_parser", "main", "option_flag"]
 
 
 class ParameterError(InvalidParameterError):
@@ -116,8 +117,39 @@ def _cancel(started: list[Any], signal_name: str) -> None:
         client.set_flow_run_state(started[-1], Cancelled(message=message), force=True)
 
 
-def _flag(name: str) -> str:
+def option_flag(name: str) -> str:
+    """`--data-path` for the field `data_path`."""
     return "--" + name.replace("_", "-")
+
+
+# The options that name a file or folder (storage/location.py reads each), and those whose default
+# is a setting (flows/settings.py: the flows resolve them through Settings.resolve).
+_PATH_SUFFIXES = ("_path", "_root")
+_SETTING_OF = {
+    "input_path": "input_dir",
+    "output_root": "output_dir",
+    "model_name": "model_name",
+    "model_store_root": "model_store_root",
+}
+# What train --help and score --help say about every path and default.
+_PATHS_AND_DEFAULTS = (
+    "Every path is a local path or an object storage URI: s3://bucket/prefix (credentials from "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, another endpoint from "
+    "AWS_ENDPOINT_URL) or gs://bucket/prefix (GOOGLE_APPLICATION_CREDENTIALS); never with "
+    "credentials in it. An option left out takes the flow parameter's default, the one the "
+    "Prefect UI's run form shows; the model store, the model name, the input and the output "
+    "fall back to the settings, REVIEW_SCORING_* environment variables."
+)
+
+
+def _setting_now(setting: str) -> str:
+    """The value of a setting this command would use (its variable, unset, or the default)."""
+    from flows.settings import get_settings
+
+    try:
+        return str(getattr(get_settings(), setting))
+    except Exception:  # a bad setting is reported when a command runs, not by --help
+        return "the setting cannot be read; a run says why"
 
 
 def _add_model_options(parser: argparse.ArgumentParser, params_class: type[BaseModel]) -> None:
@@ -134,7 +166,11 @@ def _add_model_options(parser: argparse.ArgumentParser, params_class: type[BaseM
             else annotation
         )
         help_text = field.description or ""
-        if field.default is not None:
+        if name.endswith(_PATH_SUFFIXES):
+            help_text += "; a local path, or an s3:// or gs:// URI"
+        if name in _SETTING_OF:
+            help_text += f" (now: {_setting_now(_SETTING_OF[name])})"
+        elif field.default is not None:
             help_text += f" (default: {field.default})"
         if base is bool:
             action: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
@@ -143,7 +179,7 @@ def _add_model_options(parser: argparse.ArgumentParser, params_class: type[BaseM
         else:
             action = {}
         # default=None: an option left out leaves the model's default in place.
-        parser.add_argument(_flag(name), dest=name, default=None, help=help_text, **action)
+        parser.add_argument(option_flag(name), dest=name, default=None, help=help_text, **action)
 
 
 def _params_from(args: argparse.Namespace, params_class: type[BaseModel]) -> Any:
@@ -157,7 +193,7 @@ def _params_from(args: argparse.Namespace, params_class: type[BaseModel]) -> Any
         for name in params_class.model_fields
         if getattr(args, name, None) is not None
     }
-    empty = [_flag(name) for name, value in given.items() if value == ""]
+    empty = [option_flag(name) for name, value in given.items() if value == ""]
     if empty:
         raise ParameterError(f"{', '.join(empty)}: empty; leave the option out to use the default")
     return params_class.model_validate(given)
@@ -172,7 +208,7 @@ def _problems(error: ValidationError, as_options: bool) -> str:
     problems = []
     for problem in error.errors():
         where = [str(part) for part in problem["loc"][:1]]
-        prefix = "".join(f"{_flag(part) if as_options else part}: " for part in where)
+        prefix = "".join(f"{option_flag(part) if as_options else part}: " for part in where)
         problems.append(prefix + _one_line(problem["msg"]))
     return "; ".join(problems)
 
@@ -189,7 +225,7 @@ def _flow_of(command: str) -> tuple[Any, type[BaseModel]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: train, score, models."""
+    """The command line: train, score, recipes, models, backfill."""
     from model_store.cli import add_models_parser
 
     parser = argparse.ArgumentParser(
@@ -201,14 +237,23 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", "run the training flow locally"),
         ("score", "run the scoring flow locally"),
     ):
-        command_parser = commands.add_parser(command, help=help_text)
+        command_parser = commands.add_parser(
+            command,
+            help=help_text,
+            description=f"{help_text[0].upper()}{help_text[1:]}. " + _PATHS_AND_DEFAULTS,
+        )
         _add_model_options(command_parser, _flow_of(command)[1])
-        if command == "score":
-            command_parser.add_argument(
-                "--json",
-                action="store_true",
-                help="print the run's whole record as JSON (default: a short summary)",
-            )
+        command_parser.add_argument(
+            "--json",
+            action="store_true",
+            help="print the run's whole record as JSON (default: a short summary)",
+        )
+    commands.add_parser(
+        "recipes",
+        help="list the named training recipes (train --recipe NAME)",
+        description="The named training recipes: what each is, the settings it changes from "
+        "the Keras tutorial's defaults, and what it measured on IMDB.",
+    )
     add_models_parser(commands)
     backfill_parser = commands.add_parser(
         "backfill",
@@ -293,6 +338,8 @@ def _models(args: argparse.Namespace) -> int:
     from model_store.cli import run_models_command
 
     store_root = get_settings().model_store_root
+    if args.models_command == "export":
+        return _export(args, store_root)
     if args.models_command == "verify":
         import tasks.layers  # noqa: F401 (safe-mode loading rebuilds the project's own layers)
     changes = args.models_command in _REGISTRY_CHANGES and getattr(args, "alias_command", "") in (
@@ -312,6 +359,27 @@ def _models(args: argparse.Namespace) -> int:
     if code == 0:
         _record_registry_change(store, args, before, versions_before)
     return code
+
+
+def _export(args: argparse.Namespace, store_root: str) -> int:
+    """`models export NAME REF --format mlflow`: the folder it wrote, and how to load it."""
+    from model_store import ModelStore
+
+    try:
+        from tasks.mlflow_export import export_mlflow_model
+    except ModuleNotFoundError as missing:
+        raise InvalidParameterError(
+            f"--format mlflow needs the mlflow extra ({missing.name} is not installed): "
+            "pip install 'review-scoring[mlflow]'"
+        ) from None
+    version = ModelStore(store_root).resolve(args.name, args.ref)
+    output = Path(args.output or f"{args.name}-v{version}-mlflow")
+    written = export_mlflow_model(store_root, args.name, version, output)
+    print(f"{args.name} v{version}: MLflow model at {written}")
+    print(
+        f"  load: mlflow.pyfunc.load_model({str(written)!r}); input: a DataFrame with a text column"
+    )
+    return 0
 
 
 def _record_registry_change(
@@ -355,10 +423,18 @@ def _record_registry_change(
 def _run(args: argparse.Namespace) -> int:
     if args.command == "backfill":
         return _backfill(args)
+    if args.command == "recipes":
+        from flows.summaries import recipes_text
+
+        print(recipes_text())
+        return 0
     if args.command not in ("train", "score"):
         return _models(args)
     run_flow, params_class = _flow_of(args.command)
     from flows.settings import get_settings
+    from tasks.log_format import say_expected_failures_once
+
+    say_expected_failures_once()
 
     get_settings()  # a bad setting fails here, before a run (and its parameters) exists
     try:
@@ -376,54 +452,24 @@ def _run(args: argparse.Namespace) -> int:
 
     with _stop_signals_end_runs_cancelled(started):
         result = run_flow.with_options(on_crashed=[note_run_for_cancelling])(params)
-    if args.command == "score" and not args.json:
+    from flows.summaries import scoring_summary_text, training_summary_text
+
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    elif args.command == "score":
         print(scoring_summary_text(result))
     else:
-        print(json.dumps(result, indent=2, default=str))
+        print(training_summary_text(result))
     return 0
 
 
-def scoring_summary_text(record: dict[str, Any]) -> str:
-    """A few lines of what a scoring run did: files, rows by status, outputs, the run's page."""
-    from tasks.scoring import ScoringSummary
-
-    summary = ScoringSummary.model_validate(record)
-    statuses = {"ok": summary.rows_ok, **summary.rejected_by_reason}
-    status_text = ", ".join(f"{status} {count:,}" for status, count in statuses.items() if count)
-    lines = [
-        f"{summary.model_name} v{summary.model_version}: {summary.files_scored} files scored, "
-        f"{summary.files_skipped} skipped, {summary.files_failed} failed; "
-        f"{summary.rows:,} rows ({status_text or 'none'}), {summary.rows_scored:,} scored now",
-        f"outputs: {summary.output_dir} ({len(summary.completed_folders)} folders complete)",
-    ]
-    kept, replaced = summary.outputs_of_vanished_inputs, summary.outputs_replaced
-    if kept or replaced or summary.outputs_retired:
-        lines.append(
-            f"outputs replaced {len(replaced)}, kept for gone inputs {len(kept)}, "
-            f"retired {len(summary.outputs_retired)}"
-        )
-    earlier = summary.earlier_versions
-    if earlier.files:
-        verb = "rescored" if earlier.rescored else "kept (--rescore-history rescores them)"
-        lines.append(f"history {verb}: {earlier.words}")
-    table = summary.table
-    if table is not None and table.error:
-        lines.append(f"table: not updated: {table.error}")
-    elif table is not None and table.committed:
-        lines.append(
-            f"table: {table.table} version {table.version} (rows of {table.files_added} "
-            f"files added, {table.rows_added:,} rows; of {table.files_removed} removed"
-            + (f"; landed after {table.refusals} refused tries)" if table.refusals else ")")
-        )
-    elif table is not None and table.version is not None:
-        lines.append(f"table: {table.table} version {table.version} (nothing new)")
-    if summary.drift.drifted:
-        lines.append(f"drift: {summary.drift.message}")
-    if summary.words is not None and summary.words.verdict == "changed":
-        lines.append(f"words: {summary.words.message}")
-    if summary.flow_run_url:
-        lines.append(f"run: {summary.flow_run_url}")
-    return "\n".join(lines)
+# What `make` and the image set, for a command run straight from a shell (tests/test_dockerfile.py
+# keeps the three the same): no analytics (a temporary server logged an ERROR for each telemetry
+# call it could not send), and the temporary server's time to start on a small machine.
+COMMAND_LINE_ENVIRONMENT = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -434,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     running (tasks/failures.py); 128 + the signal's number when SIGTERM or Ctrl-C stopped it
     (the run then ends Cancelled). Anything else is a bug and keeps its traceback.
     """
+    for name, value in COMMAND_LINE_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)  # before Prefect is imported: an operator's value wins
     args = build_parser().parse_args(argv)
     try:
         return _run(args)

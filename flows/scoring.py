@@ -65,7 +65,7 @@ class ScoreParams(BaseModel):
         default=None,
         min_length=1,
         description="Dataset folder (read recursively, hive partitions kept), glob or Parquet "
-        "file (defaults to the settings' input dir)",
+        "file; unset: the setting REVIEW_SCORING_INPUT_DIR",
     )
     partition: str | None = Field(
         default=None,
@@ -82,10 +82,13 @@ class ScoreParams(BaseModel):
         json_schema_extra=NO_CREDENTIALS_SCHEMA,
         default=None,
         min_length=1,
-        description="Predictions go to {output root}/{model name}/v{N}/{the input's relative path}",
+        description="Predictions go to {output root}/{model name}/v{N}/{the input's relative "
+        "path}; unset: the setting REVIEW_SCORING_OUTPUT_DIR",
     )
     model_name: str | None = Field(
-        default=None, min_length=1, description="Defaults to the settings' name"
+        default=None,
+        min_length=1,
+        description="Name in the model store; unset: the setting REVIEW_SCORING_MODEL_NAME",
     )
     model_ref: str = Field(
         default=CHAMPION,
@@ -96,7 +99,7 @@ class ScoreParams(BaseModel):
         json_schema_extra=NO_CREDENTIALS_SCHEMA,
         default=None,
         min_length=1,
-        description="Defaults to the settings'",
+        description="Root of the model store; unset: the setting REVIEW_SCORING_MODEL_STORE_ROOT",
     )
     batch_size: int = Field(
         default=DEFAULT_BATCH_SIZE,

@@ -13,10 +13,12 @@ from flows.run_names import training_run_name
 from flows.settings import NO_CREDENTIALS_SCHEMA, get_settings
 from model_store import PromotionMode
 from storage import UserError, refuse_credentials_in
+from tasks.artifacts import flow_run_url
 from tasks.failures import fail_run, show_user_errors_as_one_line
 from tasks.text import DEFAULT_MAXLEN, DEFAULT_NUM_WORDS
 from tasks.training.data import DataSource
 from tasks.training.model import TrainingConfig
+from tasks.training.recipes import RecipeName, fill_recipe
 from tasks.training.tasks import (
     check_destination_task,
     evaluate_task,
@@ -29,7 +31,7 @@ from tasks.training.tasks import (
     train_task,
 )
 
-__all__ = ["TrainParams", "TrainingData", "train_flow"]
+__all__ = ["RecipeChoice", "TrainParams", "TrainingData", "train_flow"]
 
 
 class TrainingData(BaseModel):
@@ -78,8 +80,20 @@ class TrainingData(BaseModel):
         return self
 
 
-# Fields in this order: the data, the recipe (TrainingConfig's, written once there), then these.
-class TrainParams(TrainingConfig, TrainingData):
+class RecipeChoice(BaseModel):
+    """The named recipe whose settings fill those left at the tutorial's defaults."""
+
+    recipe: RecipeName = Field(
+        default="tutorial",
+        description="tutorial: the Keras tutorial's LSTM, every default below; best: the n-gram "
+        "bag that scored best (review-scoring recipes lists its settings). A setting left at "
+        "its default takes the recipe's value",
+    )
+
+
+# Fields in this order: the recipe's name, the data, the recipe's settings (TrainingConfig's,
+# written once there), then these.
+class TrainParams(TrainingConfig, TrainingData, RecipeChoice):
     """What to train on, the model recipe (the Keras tutorial's defaults), and where it goes."""
 
     promote: PromotionMode = Field(
@@ -89,14 +103,23 @@ class TrainParams(TrainingConfig, TrainingData):
     model_name: str | None = Field(
         default=None,
         min_length=1,
-        description="Name in the model store (default: REVIEW_SCORING_MODEL_NAME, imdb-sentiment)",
+        description="Name in the model store; unset: the setting REVIEW_SCORING_MODEL_NAME",
     )
     model_store_root: str | None = Field(
         json_schema_extra=NO_CREDENTIALS_SCHEMA,
         default=None,
         min_length=1,
-        description="Root of the model store (default: REVIEW_SCORING_MODEL_STORE_ROOT, models)",
+        description="Root of the model store; unset: the setting REVIEW_SCORING_MODEL_STORE_ROOT",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_the_recipe(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        return fill_recipe(
+            values, {name: field.default for name, field in cls.model_fields.items()}
+        )
 
     @field_validator("model_store_root")
     @classmethod
@@ -172,7 +195,13 @@ def train_flow(params: TrainParams = TrainParams()) -> dict[str, object] | State
         "model_name": model_name,
         "version": registered.version,
         "path": registered.path,
+        "recipe": params.recipe,
+        "architecture": params.architecture,
+        "epochs_run": len(trained.history.get("loss", [])),
+        "best_epoch": trained.best_epoch,
+        "training_seconds": round(trained.seconds, 1),
         "metrics": metrics.model_dump(exclude={"test_score_histogram"}),
         "promoted": decision.promote,
         "promotion_reason": decision.reason,
+        "flow_run_url": flow_run_url(),
     }

@@ -89,6 +89,22 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     delete_parser.add_argument("name", help="model name")
     delete_parser.add_argument("ref", help=_REF_HELP)
+    export_parser = commands.add_parser(
+        "export",
+        help="write a version in another tool's format (mlflow: an MLflow pyfunc model)",
+        description="Write a version as an MLflow model (needs the mlflow extra): its pyfunc "
+        "takes a DataFrame with a text column of raw reviews and returns score, label and "
+        "status per row, tokenized as training did. Serve it with `mlflow models serve`, or run "
+        "it in Spark with mlflow.pyfunc.spark_udf.",
+    )
+    export_parser.add_argument("name", help="model name")
+    export_parser.add_argument("ref", help=_REF_HELP)
+    export_parser.add_argument("--format", choices=["mlflow"], required=True, dest="export_format")
+    export_parser.add_argument(
+        "--output",
+        default=None,
+        help="the folder to create (default: ./NAME-vN-mlflow); it must not exist",
+    )
     for changing in (
         promote_parser,
         rollback_parser,
@@ -253,12 +269,21 @@ def _show(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO)
         f"params:           {_format_mapping(manifest.get('params'))}",
         f"metrics:          {_format_mapping(manifest.get('metrics'))}",
         f"libraries:        {', '.join(f'{k} {v}' for k, v in libraries.items())}",
+        f"source:           {_format_source(manifest.get('source'))}",
         "files:",
     ]
     for file_name, record in sorted((manifest.get("files") or {}).items()):
         lines.append(f"  {file_name:<24} {record['bytes']:>12} bytes  sha256 {record['sha256']}")
     print("\n".join(lines), file=out)
     return 0
+
+
+def _format_source(source: Any) -> str:
+    """`<commit>`, `<commit> (uncommitted changes)`, or `-` (versions from before it was kept)."""
+    if not isinstance(source, dict) or not source.get("commit"):
+        return "-"
+    changes = {True: "", False: " (uncommitted changes)"}.get(source.get("tree_clean"), "")
+    return f"{source['commit']}{changes}"
 
 
 def _verify(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

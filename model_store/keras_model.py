@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "collect_library_versions",
     "keras_backend",
     "load_keras_model",
+    "source_of_code",
     "write_model_file",
 ]
 
@@ -118,6 +120,38 @@ def collect_library_versions() -> dict[str, str | None]:
                 version = importlib.metadata.version(distribution)
         versions[library] = version
     return versions
+
+
+# Where the code that trained a version came from: an image has no .git, so its build records the
+# commit in these (the Dockerfile's SOURCE_COMMIT, SOURCE_TREE_CLEAN); a checkout asks git.
+SOURCE_COMMIT_VARIABLE = "REVIEW_SCORING_SOURCE_COMMIT"
+SOURCE_TREE_CLEAN_VARIABLE = "REVIEW_SCORING_SOURCE_TREE_CLEAN"
+
+
+def source_of_code() -> dict[str, Any]:
+    """{"commit": the project's git commit, "tree_clean": whether the checkout had no changes};
+    None for what cannot be known (an installed wheel, no git)."""
+    commit = os.environ.get(SOURCE_COMMIT_VARIABLE, "")
+    if commit and commit != "unknown":
+        clean = {"true": True, "false": False}.get(os.environ.get(SOURCE_TREE_CLEAN_VARIABLE, ""))
+        return {"commit": commit, "tree_clean": clean}
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / ".git").exists():
+        return {"commit": None, "tree_clean": None}
+    try:
+        head, status = (
+            subprocess.run(
+                ["git", "-C", str(checkout), *arguments],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout
+            for arguments in (["rev-parse", "HEAD"], ["status", "--porcelain"])
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "tree_clean": None}
+    return {"commit": head.strip(), "tree_clean": not status.strip()}
 
 
 def keras_backend() -> str | None:

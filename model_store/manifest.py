@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from model_store.errors import IntegrityError, InvalidInputError
-from model_store.keras_model import collect_library_versions, keras_backend
+from model_store.keras_model import collect_library_versions, keras_backend, source_of_code
 from model_store.names import is_valid_name
 from storage.files import dump_json, fsync_directory, sha256_of_file, write_bytes_durably
 
@@ -198,6 +198,7 @@ class ManifestRecord:
             "metrics": self.metrics,
             "data_fingerprint": self.data_fingerprint,
             "library_versions": collect_library_versions(),
+            "source": source_of_code(),
             "keras_backend": keras_backend(),
             "files": file_records(staged),
         }

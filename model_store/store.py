@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +251,15 @@ class ModelStore:
             version=version,
             path=self._backend.version_uri(name, version),
         )
+
+    @contextlib.contextmanager
+    def verified_files(self, name: str, ref: int | str = LATEST) -> Iterator[tuple[int, Path]]:
+        """(the version, a local folder with its files, checked against its manifest): the
+        folder itself, or a temporary copy of one in object storage (gone after the block)."""
+        version = self.resolve(name, ref)
+        with self._backend.version_files(name, version) as version_dir:
+            self._verify_version(name, version, version_dir)
+            yield version, version_dir
 
     # ------------------------------------------------------------------ aliases
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-__all__ = ["run_artifact"]
+__all__ = ["flow_run_url", "run_artifact"]
 
 
 def run_artifact(kind: str, key: str | None, data: Any, description: str) -> UUID:
@@ -32,3 +32,14 @@ def run_artifact(kind: str, key: str | None, data: Any, description: str) -> UUI
             )
         )
     return created.id
+
+
+def flow_run_url() -> str | None:
+    """This flow run's page in the UI; None outside a run, or on a temporary server, which has no
+    UI (Prefect would write "None/flow-runs/...")."""
+    from prefect.runtime import flow_run
+    from prefect.settings import get_current_settings
+
+    if not flow_run.id or not get_current_settings().ui_url:
+        return None
+    return str(flow_run.ui_url)

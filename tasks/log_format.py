@@ -30,7 +30,12 @@ from typing import Any
 
 from prefect.logging.handlers import PrefectConsoleHandler
 
-__all__ = ["ConsoleHandler", "JsonLines", "is_retryable_sqlite_lock"]
+__all__ = [
+    "ConsoleHandler",
+    "JsonLines",
+    "is_retryable_sqlite_lock",
+    "say_expected_failures_once",
+]
 
 _SQLITE_LOCKED = "database is locked"
 
@@ -97,3 +102,45 @@ class JsonLines(logging.Formatter):
         elif record.exc_text:
             line["exception"] = record.exc_text
         return json.dumps(line, ensure_ascii=False)
+
+
+def _expected_error_names() -> set[str]:
+    """The class names of storage.UserError and every subclass of it imported so far."""
+    from storage import UserError
+
+    names, waiting = set(), [UserError]
+    while waiting:
+        error_class = waiting.pop()
+        names.add(error_class.__name__)
+        waiting.extend(error_class.__subclasses__())
+    return names
+
+
+class _ExpectedFailuresOnce(logging.Filter):
+    """Drops a run's own lines about an expected failure (a UserError): its task's and its
+    flow's "Finished in state Failed('DownloadError: ...')", and the failure hook's two "Running
+    hook" lines around nothing (a bug's traceback, which the hook logs, stays)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(
+            ("Running hook 'log_bug_traceback'", "Hook 'log_bug_traceback' finished")
+        ):
+            return False
+        if message.startswith("Finished in state Failed("):
+            return not any(f"{name}: " in message for name in _expected_error_names())
+        return True
+
+
+def say_expected_failures_once() -> None:
+    """On the command line, which prints an expected failure as its one `error:` line: keep the
+    runs' own lines about it off the terminal. Only the console's handlers get the filter; the
+    lines still reach the Prefect API, so the run's page in the UI keeps them."""
+    quiet = _ExpectedFailuresOnce()
+    # Prefect's console handler sits on the root logger, which the runs' loggers propagate to.
+    for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and not any(
+                isinstance(existing, _ExpectedFailuresOnce) for existing in handler.filters
+            ):
+                handler.addFilter(quiet)

@@ -211,6 +211,22 @@ def prefect_server(
         server.stop()
 
 
+def pool_has_a_worker(api_url: str) -> bool:
+    """Whether the project's process pool lists a worker (it has synced with the server)."""
+    from flows.deploy import PROCESS_POOL
+
+    request = urllib.request.Request(
+        f"{api_url}/work_pools/{PROCESS_POOL}/workers/filter",
+        data=b"{}",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return bool(json.loads(response.read()))
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def project_environment(root: Path) -> dict[str, str]:
     """This process's environment without Prefect or project settings, the project's folders
     (model store, reviews, predictions) under `root`, and this checkout as the runs' folder."""

@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from storage import UserError
-from tasks.artifacts import run_artifact
+from tasks.artifacts import flow_run_url, run_artifact
 from tasks.failures import RETRY_ON_IO_HICCUPS
 from tasks.scoring.files import score_file
 from tasks.scoring.history import record_run
@@ -260,12 +260,8 @@ def summarize_task(
     from prefect.runtime import flow_run
 
     summary = summarize_run(model, plan, results, failures, seconds, drift_threshold, folders)
-    from prefect.settings import get_current_settings
-
     run_id = str(flow_run.id) if flow_run.id else None
-    # A temporary server has no UI: no page to link (Prefect would write "None/flow-runs/...").
-    url = flow_run.ui_url if get_current_settings().ui_url else None
-    return summary.model_copy(update={"flow_run_id": run_id, "flow_run_url": url})
+    return summary.model_copy(update={"flow_run_id": run_id, "flow_run_url": flow_run_url()})
 
 
 @task(name="publish-summary", cache_policy=NO_CACHE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,6 +57,29 @@ def test_help_lists_every_option_with_its_default(capsys: pytest.CaptureFixture[
     for name in TrainParams.model_fields:
         assert f"--{name.replace('_', '-')}" in shown, name
     assert "(default: 10000)" in shown and "(default: lstm)" in shown
+
+
+@pytest.mark.parametrize("command", ["train", "score"])
+def test_help_says_which_paths_take_uris_and_where_defaults_come_from(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26, item 6: --help never said that paths may be s3:// (or gs://) URIs, nor that the
+    store, the name, the input and the output fall back to REVIEW_SCORING_* settings."""
+    monkeypatch.setenv("REVIEW_SCORING_MODEL_STORE_ROOT", "gs://team-models/reviews")
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "s3://bucket/prefix" in shown and "gs://bucket/prefix" in shown
+    assert "REVIEW_SCORING_* environment variables" in shown
+    params_class = TrainParams if command == "train" else ScoreParams
+    options = re.split(r" (?=--[a-z-]+ [A-Z_{])", shown)
+    for name in params_class.model_fields:
+        if name.endswith(("_path", "_root")):
+            flag = f"--{name.replace('_', '-')}"
+            [help_text] = [option for option in options if option.startswith(f"{flag} ")]
+            assert "a local path, or an s3:// or gs:// URI" in help_text, help_text
+    [store] = [option for option in options if option.startswith("--model-store-root ")]
+    assert "REVIEW_SCORING_MODEL_STORE_ROOT" in store and "now: gs://team-models/reviews" in store
 
 
 def test_the_cli_and_the_ui_form_offer_the_one_list_of_architectures(
@@ -358,6 +382,118 @@ def test_score_prints_a_short_summary_and_the_whole_record_with_json(
     assert (record["files_scored"], record["files_skipped"]) == (0, 2)
     # Unchanged inputs are counted, not read: the record lists only the files a run processed.
     assert record["files"] == [] and record["flow_run_url"].endswith(record["flow_run_id"])
+
+
+def test_train_prints_a_short_summary_and_the_whole_record_with_json(
+    prefect_api: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 26, item 4: training printed its whole JSON record; now the version, its metrics,
+    promoted or not, where it is and the run's page. The best recipe is what it trains."""
+    import json
+
+    data = write_labeled_dataset(tmp_path / "data", train_rows=300, test_rows=100)
+    command = ["train", "--source", "parquet", "--data-path", str(data), "--recipe", "best"]
+    command += ["--model-store-root", str(tmp_path / "models"), "--epochs", "2"]
+    command += ["--hash-buckets", "4096", "--units", "8"]
+    assert main(command) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4, lines
+    assert re.match(
+        r"^imdb-sentiment v1: test accuracy [01]\.\d{4}, AUC [01]\.\d{4} on 100 reviews "
+        r"\(best recipe, ngrams, [12] epochs in \d+ s, weights of epoch [12]\)$",
+        lines[0],
+    ), lines[0]
+    assert lines[1].startswith("promoted to champion: "), lines[1]
+    assert lines[2] == f"model: {tmp_path / 'models' / 'imdb-sentiment' / 'versions' / '1'}"
+    assert lines[3].startswith("run: http") and "/flow-run/" in lines[3]
+
+    assert main([*command, "--json", "--promote", "never"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["version"], record["recipe"], record["promoted"]) == (2, "best", False)
+    # The recipe's settings, less the ones given on the command line.
+    from model_store import ModelStore
+
+    params = ModelStore(tmp_path / "models").manifest("imdb-sentiment", 2)["params"]
+    assert (params["num_words"], params["maxlen"], params["ngram_weighting"]) == (
+        50_000,
+        1000,
+        "nb",
+    )
+    assert (params["hash_buckets"], params["units"]) == (4096, 8)
+
+
+def test_recipes_lists_each_recipe_with_the_options_it_sets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tasks.training.recipes import RECIPES
+
+    assert main(["recipes"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("tutorial (default): the Keras tutorial")
+    assert "\nbest: " in shown
+    sets = re.search(r"^best: .*\n  sets: +(.*)$", shown, re.MULTILINE)
+    assert sets, shown
+    # The options it lists are the recipe: given by hand they make the same parameters.
+    parser = build_parser()
+    by_hand = _params_from(parser.parse_args(["train", *sets.group(1).split()]), TrainParams)
+    by_name = _params_from(parser.parse_args(["train", "--recipe", "best"]), TrainParams)
+    assert by_hand.model_dump(exclude={"recipe"}) == by_name.model_dump(exclude={"recipe"})
+    assert by_name.model_dump(include=set(RECIPES["best"].settings)) == RECIPES["best"].settings
+    # The tutorial is every default; an option given beside a recipe wins over it.
+    tutorial = _params_from(parser.parse_args(["train", "--recipe", "tutorial"]), TrainParams)
+    assert tutorial == TrainParams()
+    given = _params_from(
+        parser.parse_args(["train", "--recipe", "best", "--units", "64"]), TrainParams
+    )
+    assert (given.units, given.architecture) == (64, "ngrams")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--recipe", "fastest"])
+
+
+@pytest.mark.parametrize("recipe", ["tutorial", "best"])
+def test_the_demo_trains_no_epoch_that_early_stopping_would_throw_away(recipe: str) -> None:
+    """Issue 26, item 5: `make demo` trained ten epochs of the tutorial's LSTM and kept the
+    first's weights. Its training now stops one epoch after the best validation loss, and
+    RECIPE=best trains the best recipe."""
+    planned = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-o", "venv", "train", f"RECIPE={recipe}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    options = planned[planned.index("train") + 1 :]
+    params = _params_from(build_parser().parse_args(["train", *options]), TrainParams)
+    assert (params.recipe, params.early_stopping_patience) == (recipe, 1)
+    assert params.restore_best_weights and params.epochs == 10
+
+
+def test_an_expected_failure_reaches_the_terminal_once(prefect_api: None, tmp_path: Path) -> None:
+    """Issue 26, item 4: an offline `make demo` printed its one clear error three times (the task
+    run's and the flow run's "Finished in state Failed(...)", then the command's own line), with
+    the failure hook's two "Running hook" lines. Now the command's line alone; the run's page
+    keeps the rest (the lines still go to the API)."""
+    import prefect.settings
+
+    missing = tmp_path / "no-such-data"
+    command = [sys.executable, "-m", "flows.cli", "train", "--source", "parquet"]
+    child = subprocess.run(
+        [*command, "--data-path", str(missing), "--model-store-root", str(tmp_path / "models")],
+        cwd=REPO,
+        env={
+            **project_environment(tmp_path),
+            "PREFECT_API_URL": prefect.settings.PREFECT_API_URL.value(),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 1, child.stderr[-3000:]
+    errors = [line for line in child.stderr.splitlines() if str(missing) in line]
+    assert len(errors) == 1 and errors[0].startswith("error: "), child.stderr[-3000:]
+    assert "Running hook" not in child.stderr and "Traceback" not in child.stderr
+    assert "Beginning flow run" in child.stderr  # the run's other lines are still there
 
 
 def test_logs_switch_to_json_lines_with_the_run_the_file_and_the_counts(

@@ -44,7 +44,7 @@ def runs(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     where = {"data_path": str(dataset), "model_store_root": str(store_root)}
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        status = main(["train", *_options({**TINY, **where, "architecture": "gru"})])
+        status = main(["train", "--json", *_options({**TINY, **where, "architecture": "gru"})])
     assert status == 0
     first = json.loads(printed.getvalue())
     recorded = {"first": first, "champion_after_first": store.aliases(MODEL)}

@@ -18,6 +18,7 @@ import pytest
 from testkit import REPOSITORY
 from testkit.servers import (
     free_port,
+    pool_has_a_worker,
     prefect_server,
     project_environment,
     start_process,
@@ -47,22 +48,6 @@ def health_status(port: int) -> int | None:
         return int(error.code)
     except (urllib.error.URLError, OSError):
         return None
-
-
-def pool_has_a_worker(api_url: str) -> bool:
-    """Whether the project's process pool lists a worker (it has synced with the server)."""
-    from flows.deploy import PROCESS_POOL
-
-    request = urllib.request.Request(
-        f"{api_url}/work_pools/{PROCESS_POOL}/workers/filter",
-        data=b"{}",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return bool(json.loads(response.read()))
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def test_the_worker_answers_healthy_while_it_polls_and_unhealthy_once_it_cannot(

@@ -114,6 +114,15 @@ def test_register_load_roundtrip_by_number_latest_and_alias(tmp_path: Path) -> N
     assert datetime.fromisoformat(manifest["created_at"]).utcoffset() == timedelta(0)
     assert set(manifest["library_versions"]) >= {"python", "keras", "tensorflow", "numpy"}
     assert all(manifest["library_versions"].values())
+    # The commit of the code that registered it, and whether the checkout had changes: git's word.
+    checkout = Path(__file__).resolve().parents[2]
+    head, status = (
+        subprocess.run(
+            ["git", "-C", str(checkout), *arguments], capture_output=True, text=True, check=True
+        ).stdout
+        for arguments in (["rev-parse", "HEAD"], ["status", "--porcelain"])
+    )
+    assert manifest["source"] == {"commit": head.strip(), "tree_clean": not status.strip()}
     assert set(manifest["files"]) == {
         "model.keras",
         "vocabulary.json",
@@ -134,6 +143,30 @@ def test_register_load_roundtrip_by_number_latest_and_alias(tmp_path: Path) -> N
     store.verify(MODEL_NAME, 1)
     assert snapshot(Path(first.path)) == published_first
     assert all(mode & 0o222 == 0 for *_, mode in published_first.values())
+
+
+@pytest.mark.parametrize(
+    ("commit", "clean", "expected"),
+    [
+        ("0123abc", "true", {"commit": "0123abc", "tree_clean": True}),
+        ("0123abc", "false", {"commit": "0123abc", "tree_clean": False}),
+        ("0123abc", "", {"commit": "0123abc", "tree_clean": None}),
+    ],
+)
+def test_an_image_records_the_commit_it_was_built_from(
+    tmp_path: Path,
+    tiny_model_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    commit: str,
+    clean: str,
+    expected: dict[str, Any],
+) -> None:
+    """The image has no .git: its build's SOURCE_COMMIT and SOURCE_TREE_CLEAN (Dockerfile ENV)."""
+    monkeypatch.setenv("REVIEW_SCORING_SOURCE_COMMIT", commit)
+    monkeypatch.setenv("REVIEW_SCORING_SOURCE_TREE_CLEAN", clean)
+    store = ModelStore(tmp_path / "models")
+    registered = register(store, tiny_model_file)
+    assert store.manifest(MODEL_NAME, registered.version)["source"] == expected
 
 
 def test_resolve_accepts_numbers_digit_strings_latest_and_aliases(
