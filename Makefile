@@ -36,7 +36,9 @@ WORKER_HEALTH_PORT ?= 8080
 
 # The environment is uv.lock's, every extra included, the same on every machine and in the image;
 # --locked refuses a lock that pyproject.toml has moved away from (make lock). uv comes first, at
-# the version the lock holds (tests/test_lock.py checks the two agree).
+# the version the lock holds (tests/test_lock.py checks the two agree). Compiled at install, as pip
+# did: where PYTHONDONTWRITEBYTECODE is set (CI here), every process would compile its imports again
+# (TensorFlow, Prefect, Keras: 20.7 s instead of 10.5 s).
 UV_VERSION = 0.13.10
 UV = UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv
 venv: $(VENV)/.installed
@@ -44,7 +46,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml uv.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) sync --locked --quiet --all-extras
+	$(UV) sync --locked --quiet --all-extras --compile-bytecode
 	touch $@
 
 # Refresh uv.lock: the newest releases within pyproject.toml's ranges, for every extra and

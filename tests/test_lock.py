@@ -53,9 +53,11 @@ def test_a_dependency_added_without_make_lock_is_caught(tmp_path: Path) -> None:
     pyproject = project / "pyproject.toml"
     text = pyproject.read_text()
     pyproject.write_text(text.replace('"pandas>=2.2",', '"pandas>=2.2",\n    "tabulate>=0.9",', 1))
-    result = _lock_check(project)
-    assert result.returncode != 0
-    assert "needs to be updated" in result.stderr or "tabulate" in result.stderr, result.stderr
+    # Offline, uv cannot resolve the new dependency either way (whether it says the lock needs
+    # updating or finds no solution depends on its cache): the copy as it was passes.
+    assert _lock_check(project).returncode != 0
+    shutil.copy2(REPO / "pyproject.toml", pyproject)
+    assert _lock_check(project).returncode == 0
 
 
 def test_every_extra_is_locked() -> None:
@@ -84,7 +86,7 @@ def test_make_venv_and_the_image_bootstrap_the_locked_uv(path: str, pattern: str
 
 def test_make_venv_ci_and_the_image_install_from_the_lock() -> None:
     makefile = (REPO / "Makefile").read_text()
-    assert re.search(r"\$\(UV\) sync --locked .*--all-extras", makefile)
+    assert re.search(r"\$\(UV\) sync --locked .*--all-extras --compile-bytecode", makefile)
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "COPY pyproject.toml uv.lock" in dockerfile
     assert len(re.findall(r"uv sync --locked --no-editable", dockerfile)) == 2
