@@ -277,7 +277,7 @@ def test_a_run_stopped_by_sigterm_or_ctrl_c_ends_cancelled(
 _SWALLOWED_STOP = """
 import os, signal, sys, time
 from prefect import flow
-from flows.cli import StoppedBySignal, _stop_signals_end_runs_cancelled
+from flows.stopping import StoppedBySignal, stop_signals_end_runs_cancelled
 
 class SignalsWhileCollected:
     def __del__(self):
@@ -292,7 +292,7 @@ def busy() -> None:
 
 started = []
 try:
-    with _stop_signals_end_runs_cancelled(started):
+    with stop_signals_end_runs_cancelled(started):
         busy.with_options(on_crashed=[lambda flow, run, state: started.append(run.id)])()
 except StoppedBySignal as stopped:
     print(started[-1])
