@@ -56,11 +56,17 @@ class ReviewSentimentModel(mlflow.pyfunc.PythonModel):
         import keras
 
         import tasks.layers  # noqa: F401 (registers the n-gram bag layer before loading)
+        from tasks.scoring.model import ScoringModel, keras_predictor
         from tasks.text import Vocabulary
 
-        self.model = keras.saving.load_model(context.artifacts["model"], safe_mode=True)
+        model = keras.saving.load_model(context.artifacts["model"], safe_mode=True)
         vocabulary = json.loads(Path(context.artifacts["vocabulary"]).read_text("utf-8"))
-        self.vocabulary = Vocabulary.from_dict(vocabulary)
+        self.scoring_model = ScoringModel(
+            name=context.model_config["model_name"],
+            version=int(context.model_config["version"]),
+            vocabulary=Vocabulary.from_dict(vocabulary),
+            predict_prepared=keras_predictor(model),
+        )
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -68,8 +74,7 @@ class ReviewSentimentModel(mlflow.pyfunc.PythonModel):
         import pyarrow as pa
 
         from tasks.contract import labels_for
-        from tasks.scoring.encoding import classify_texts
-        from tasks.text import encode_texts, pad_sequences
+        from tasks.scoring.encoding import classify_texts, encode_for_model
 
         texts = (
             model_input[MLFLOW_TEXT_COLUMN]
@@ -77,21 +82,13 @@ class ReviewSentimentModel(mlflow.pyfunc.PythonModel):
             else pd.Series(model_input)
         )
         statuses, to_score, scored_texts = classify_texts(pa.array(texts, from_pandas=True))
-        vocabulary = self.vocabulary
-        ids = pad_sequences(
-            encode_texts(scored_texts, vocabulary),
-            vocabulary.maxlen,
-            padding=vocabulary.padding,
-            truncating=vocabulary.truncating,
-        )
+        ids = encode_for_model(scored_texts, self.scoring_model)
         scores = np.full(len(texts), np.nan, dtype=np.float32)
         labels = np.full(len(texts), None, dtype=object)
         if len(ids):
             predicted = np.concatenate(
                 [
-                    np.asarray(self.model.predict_on_batch(ids[start : start + _PREDICT_ROWS]))
-                    .reshape(-1)
-                    .astype(np.float32)
+                    self.scoring_model.predict(ids[start : start + _PREDICT_ROWS])
                     for start in range(0, len(ids), _PREDICT_ROWS)
                 ]
             )
@@ -166,6 +163,7 @@ def export_mlflow_model(store_root: str, name: str, ref: int | str, destination:
                     {MLFLOW_TEXT_COLUMN: ["a moving, wonderful film", "a dull waste of time"]}
                 ),
                 pip_requirements=_requirements(),
+                model_config={"model_name": name, "version": version},
                 metadata={
                     "model_name": name,
                     "version": version,
